@@ -1,0 +1,73 @@
+"""The ``twin`` command.
+
+Each subcommand lives beside the code it drives, in a module exposing
+``register(subparsers) -> None`` that adds its parser(s) and sets ``func`` (a callable taking
+the parsed ``argparse.Namespace`` and returning an exit code or None). Those modules must
+import heavy libraries (JAX, Flax) inside ``func``, so that ``twin --help`` stays fast.
+
+User errors (:class:`twin.errors.TwinError`) print one line and exit 2; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from twin import __version__
+from twin.errors import TwinError
+
+# Modules that register subcommands, in the order `twin --help` lists them.
+COMMAND_MODULES = (
+    "twin.data.cli",        # import, info
+    "twin.simulate.cli",    # simulate
+    "twin.train.cli",       # train
+    "twin.evaluate",        # evaluate
+    "twin.insilico.cli",    # insilico
+    "twin.analysis.cli",    # analyze
+    "twin.report.cli",      # report
+    "twin.pipeline",        # run
+    "twin.sweep",           # sweep
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="twin",
+        description="Structure-function digital twins of the visual cortex: import recordings, "
+                    "simulate a synthetic mouse, train and evaluate twins, run in-silico "
+                    "experiments, test connectivity hypotheses and write reports.",
+    )
+    parser.add_argument("--version", action="version", version=f"twin {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name and (e.name == name or name.startswith(e.name + ".")):
+                continue  # that part of twin is not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        code = args.func(args)
+    except TwinError as e:
+        print(f"twin {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"twin {args.command}: interrupted; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
