@@ -167,7 +167,7 @@ def open_recording(path: str | os.PathLike, *, validate: bool = True) -> xr.Data
     if not path.is_file():
         raise InputError(path, "file", "an existing Recording HDF5 file", "no such file")
     try:
-        ds = xr.open_dataset(path, engine="h5netcdf", cache=False)
+        ds = xr.open_dataset(path, engine="h5netcdf", cache=False, phony_dims="access")
     except Exception as e:  # h5py/h5netcdf raise OSError, ValueError... for corrupt files
         raise InputError(path, "file", "a readable HDF5 Recording", f"{type(e).__name__}: {e}") from None
     if validate:

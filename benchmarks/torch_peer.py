@@ -1,0 +1,255 @@
+"""A PyTorch peer of the twin's architecture, for speed comparisons only (not part of `twin`).
+
+The same network the twin trains (SCIENCE.md section 2, Sensorium 2023 lineage):
+
+    frames (B, 1, T, H, W)
+      -> factorised 3D conv core: per layer a spatial conv (1, k, k), a temporal conv (kt, 1, 1)
+         (causal: left-padded in time) with bias, ELU
+      -> ConvGRU over time (input conv C -> 3C; hidden convs C -> 2C for z, r and C -> C on
+         r * h for the candidate; kernel k_rnn)
+      -> per frame, per scan: neuralpredictors' FullGaussian2d readout (full 2x2 covariance,
+         position sampled per image in training, bilinear grid_sample, feature vector, bias),
+         its grid shifted by a per-scan MLP shifter of eye position (neuralpredictors MLP)
+      -> ELU + 1, times a per-neuron modulator gain ELU(W mlp(running, pupil)) + 1
+    loss: Poisson, rate - y log(rate + eps) over frames after burn-in, + L1 on readout features
+    + Laplacian smoothness of the first-layer filters; global-norm clipping, AdamW.
+
+If neuralpredictors is not installed, an equivalent readout and shifter written here are used
+(``HAVE_NEURALPREDICTORS`` says which). Sizes come from :class:`PeerSpec`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+try:
+    from neuralpredictors.layers.readouts import FullGaussian2d
+    from neuralpredictors.layers.shifters.mlp import MLP as MLPShifter
+    HAVE_NEURALPREDICTORS = True
+except ImportError:  # pragma: no cover - the benchmark says which one it used
+    HAVE_NEURALPREDICTORS = False
+
+
+@dataclasses.dataclass(frozen=True)
+class PeerSpec:
+    """Sizes of one benchmark (shared by the twin side and the peer)."""
+
+    batch: int = 32
+    frames: int = 4
+    height: int = 36
+    width: int = 64
+    n_neurons: int = 8000
+    channels: tuple[int, ...] = (64, 64, 64, 64)
+    spatial_kernels: tuple[int, ...] = (9, 7, 7, 7)
+    temporal_kernels: tuple[int, ...] = (5, 5, 5, 5)
+    rnn_channels: int = 64
+    rnn_kernel: int = 3
+    shifter_hidden: int = 5
+    shifter_layers: int = 3
+    modulator_hidden: int = 8
+    burn_in: int = 1
+    downsample: int = 1  # average-pool the core features by this factor before the GRU
+    lr: float = 1e-3
+
+
+class FactorisedCore(nn.Module):
+    """Stacked layers: spatial k x k conv per frame -> causal temporal conv (+ bias) -> ELU."""
+
+    def __init__(self, spec: PeerSpec):
+        super().__init__()
+        layers = []
+        c_in = 1
+        for c, k, kt in zip(spec.channels, spec.spatial_kernels, spec.temporal_kernels):
+            layers.append(nn.ModuleDict({
+                "spatial": nn.Conv3d(c_in, c, (1, k, k), padding=(0, k // 2, k // 2), bias=False),
+                "temporal": nn.Conv3d(c, c, (kt, 1, 1), bias=True),
+            }))
+            c_in = c
+        self.layers = nn.ModuleList(layers)
+        self.temporal_kernels = spec.temporal_kernels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T, H, W)
+        for layer, kt in zip(self.layers, self.temporal_kernels):
+            x = layer["spatial"](x)
+            x = F.elu(layer["temporal"](F.pad(x, (0, 0, 0, 0, kt - 1, 0))))  # causal in time
+        return x
+
+    def laplace_penalty(self) -> torch.Tensor:
+        """Scale-free smoothness of the first layer's spatial filters (as the twin's)."""
+        w = self.layers[0]["spatial"].weight[:, :, 0]  # (C, 1, k, k)
+        lap = w.new_tensor([[0.5, 1.0, 0.5], [1.0, -6.0, 1.0], [0.5, 1.0, 0.5]])[None, None]
+        y = F.conv2d(w.reshape(-1, 1, *w.shape[-2:]), lap, padding=1)
+        return (y ** 2).sum() / ((w ** 2).sum() + 1e-8)
+
+
+class ConvGRU(nn.Module):
+    """Convolutional GRU over the time axis of (B, C, T, H, W); the candidate sees r * h
+    (the twin's formulation): n = tanh(Wx x + Whn (r * h)), h' = (1 - z) h + z n."""
+
+    def __init__(self, c_in: int, c: int, k: int):
+        super().__init__()
+        self.x_conv = nn.Conv2d(c_in, 3 * c, k, padding=k // 2)
+        self.h_conv = nn.Conv2d(c, 2 * c, k, padding=k // 2, bias=False)
+        self.hn_conv = nn.Conv2d(c, c, k, padding=k // 2, bias=False)
+        self.c = c
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, t, h, w = x.shape
+        # the input convolution of all frames at once, as one big conv
+        xs = self.x_conv(x.transpose(1, 2).reshape(b * t, -1, h, w)).reshape(b, t, 3 * self.c, h, w)
+        state = x.new_zeros(b, self.c, h, w)
+        out = []
+        for i in range(t):
+            xz, xr, xn = xs[:, i].chunk(3, dim=1)
+            hz, hr = self.h_conv(state).chunk(2, dim=1)
+            z = torch.sigmoid(xz + hz)
+            r = torch.sigmoid(xr + hr)
+            n = torch.tanh(xn + self.hn_conv(r * state))
+            state = (1 - z) * state + z * n
+            out.append(state)
+        return torch.stack(out, dim=1)  # (B, T, C, H, W)
+
+
+class _Readout(nn.Module):
+    """FullGaussian2d equivalent, used only if neuralpredictors is missing."""
+
+    def __init__(self, in_shape: tuple[int, int, int], n: int):
+        super().__init__()
+        c = in_shape[0]
+        self._mu = nn.Parameter(torch.empty(1, n, 1, 2).uniform_(-0.1, 0.1))
+        self.sigma = nn.Parameter(torch.empty(1, n, 2, 2).uniform_(-0.1, 0.1))
+        self.features = nn.Parameter(torch.full((1, c, n), 1.0 / c))
+        self.bias = nn.Parameter(torch.zeros(n))
+
+    def forward(self, x: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
+        b = x.shape[0]
+        norm = x.new_empty(b, self._mu.shape[1], 1, 2).normal_() if self.training else \
+            x.new_zeros(b, self._mu.shape[1], 1, 2)
+        grid = torch.clamp(torch.einsum("ancd,bnid->bnic", self.sigma, norm) + self._mu, -1, 1)
+        if shift is not None:
+            grid = grid + shift[:, None, None, :]
+        y = F.grid_sample(x, grid, align_corners=True).squeeze(-1)
+        return (y * self.features).sum(1) + self.bias
+
+
+class PeerModel(nn.Module):
+    """Core + ConvGRU + Gaussian readout + shifter + modulator gain, for one scan.
+
+    Differences from the twin that do not change the work: neuralpredictors' readout draws a
+    position per image (frame), the twin one per clip."""
+
+    def __init__(self, spec: PeerSpec):
+        super().__init__()
+        self.spec = spec
+        self.core = FactorisedCore(spec)
+        self.rnn = ConvGRU(spec.channels[-1], spec.rnn_channels, spec.rnn_kernel)
+        in_shape = (spec.rnn_channels, spec.height // spec.downsample, spec.width // spec.downsample)
+        if HAVE_NEURALPREDICTORS:
+            self.readout = FullGaussian2d(in_shape, spec.n_neurons, bias=True, gauss_type="full")
+            self.shifter = MLPShifter(2, spec.shifter_hidden, spec.shifter_layers)
+        else:
+            self.readout = _Readout(in_shape, spec.n_neurons)
+            self.shifter = nn.Sequential(nn.Linear(2, spec.shifter_hidden), nn.Tanh(),
+                                         nn.Linear(spec.shifter_hidden, spec.shifter_hidden),
+                                         nn.Tanh(), nn.Linear(spec.shifter_hidden, 2), nn.Tanh())
+        self.modulator = nn.Sequential(nn.Linear(2, spec.modulator_hidden), nn.Tanh(),
+                                       nn.Linear(spec.modulator_hidden, spec.n_neurons))
+
+    def forward(self, frames: torch.Tensor, behaviour: torch.Tensor, eye: torch.Tensor) -> torch.Tensor:
+        """frames (B, T, H, W) standardised; behaviour (B, T, 2); eye (B, T, 2) -> rates (B, T, N)."""
+        b, t, h, w = frames.shape
+        x = self.core(frames[:, None])                             # (B, C, T, H, W)
+        f = self.spec.downsample
+        if f > 1:
+            x = F.avg_pool3d(x, (1, f, f))
+        x = self.rnn(x)                                            # (B, T, C, H', W')
+        x = x.reshape(b * t, *x.shape[2:])
+        shift = self.shifter(eye.reshape(b * t, 2))
+        y = self.readout(x, shift=shift)                           # (B*T, N)
+        gain = F.elu(self.modulator(behaviour.reshape(b * t, 2))) + 1
+        return ((F.elu(y) + 1) * gain).reshape(b, t, -1)
+
+
+def poisson_loss(rate: torch.Tensor, y: torch.Tensor, burn_in: int, eps: float = 1e-8) -> torch.Tensor:
+    """Mean over frames after burn-in of rate - y log(rate + eps)."""
+    rate, y = rate[:, burn_in:], y[:, burn_in:]
+    return (rate - y * torch.log(rate + eps)).mean()
+
+
+def make_batch(spec: PeerSpec, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random data of the benchmark's size (the twin side uses the same arrays)."""
+    g = torch.Generator().manual_seed(seed)
+    b, t = spec.batch, spec.frames
+    return {
+        "frames": torch.randn(b, t, spec.height, spec.width, generator=g),
+        "behaviour": torch.randn(b, t, 2, generator=g),
+        "eye": 0.1 * torch.randn(b, t, 2, generator=g),
+        "response": torch.poisson(torch.full((b, t, spec.n_neurons), 0.5), generator=g),
+    }
+
+
+def time_training(spec: PeerSpec, steps: int = 3, warmup: int = 1, threads: int = 2,
+                  batch: dict[str, Any] | None = None) -> dict[str, float]:
+    """Median seconds per Adam step of the peer at ``spec`` on ``threads`` CPU threads."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = PeerModel(spec)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=1e-4)
+    batch = batch or make_batch(spec)
+    batch = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in batch.items()}
+
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        rate = model(batch["frames"], batch["behaviour"], batch["eye"])
+        loss = poisson_loss(rate, batch["response"], spec.burn_in)
+        loss = loss + 0.01 * model.readout.features.abs().sum() / spec.n_neurons \
+            + 0.1 * model.core.laplace_penalty()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        return float(loss.detach())
+
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    med = times[len(times) // 2]
+    return {"step_s": med, "frames_per_s": spec.batch * spec.frames / med,
+            "n_params": float(sum(p.numel() for p in model.parameters())),
+            "neuralpredictors": float(HAVE_NEURALPREDICTORS)}
+
+
+def forward_flops(spec: PeerSpec) -> dict[str, float]:
+    """Analytic multiply-add FLOPs (2 per MAC) of one forward pass, by layer group."""
+    px = spec.batch * spec.frames * spec.height * spec.width
+    out: dict[str, float] = {}
+    c_in = 1
+    for i, (c, k, kt) in enumerate(zip(spec.channels, spec.spatial_kernels, spec.temporal_kernels)):
+        out[f"core{i}.spatial"] = 2.0 * px * c_in * c * k * k
+        out[f"core{i}.temporal"] = 2.0 * px * c * c * kt
+        c_in = c
+    c = spec.rnn_channels
+    px = px / spec.downsample ** 2
+    out["rnn.input"] = 2.0 * px * c_in * 3 * c * spec.rnn_kernel ** 2
+    out["rnn.hidden"] = 2.0 * px * c * 3 * c * spec.rnn_kernel ** 2  # C->2C and C->C
+    # bilinear sampling (4 taps) + feature dot product, per neuron per frame
+    out["readout"] = 2.0 * spec.batch * spec.frames * spec.n_neurons * c * 5
+    out["modulator"] = 2.0 * spec.batch * spec.frames * spec.n_neurons * spec.modulator_hidden
+    return out
+
+
+def train_step_flops(spec: PeerSpec) -> float:
+    """Forward + backward (~2x forward: input and weight gradients) of one step."""
+    return 3.0 * math.fsum(forward_flops(spec).values())

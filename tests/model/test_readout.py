@@ -1,0 +1,72 @@
+"""Readout, shifter and modulator: bilinear sampling, sampling vs evaluation mode, positive rates."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flax import nnx
+
+from twin.model.config import CoreConfig, ModelConfig, ReadoutConfig
+from twin.model.readout import bilinear_sample
+from twin.model.twin_model import ScanSpec, TwinModel
+
+CFG = ModelConfig(core=CoreConfig(channels=2, layers=1, kernel=(3,), temporal_kernel=2, gru_channels=3))
+
+
+def test_bilinear_sample_hits_pixel_centres_and_interpolates_between_them():
+    f = jnp.arange(12.0).reshape(1, 3, 4, 1)          # value = 4*row + col
+    grid = jnp.asarray([[[-1.0, -1.0], [1.0, 1.0], [-1 + 2 / 3, 0.0], [-1 + 1 / 3, -0.5]]])
+    out = np.asarray(bilinear_sample(f, grid))[0, :, 0]
+    np.testing.assert_allclose(out, [0.0, 11.0, 4 * 1 + 1, 4 * 0.5 + 0.5], atol=1e-5)
+
+
+@nnx.jit
+def run(m, x, beh=None, key=None):
+    return m(x, "a-1-1", beh, key)
+
+
+def _model(**readout):
+    return TwinModel(ModelConfig(core=CFG.core, readout=ReadoutConfig(**readout)),
+                     [ScanSpec("a-1-1", 6, mean_response=(0.5,) * 6, cortical_xyz=((1.0, 2.0, 3.0),) * 6)], seed=0)
+
+
+def test_rates_are_positive_and_evaluation_mode_is_deterministic():
+    m = _model()
+    x = jnp.asarray(np.random.default_rng(0).uniform(0, 255, (2, 5, 8, 9)), jnp.float32)
+    a, b = run(m, x), run(m, x)
+    assert a.shape == (2, 5, 6) and bool((a >= 0).all())
+    np.testing.assert_array_equal(a, b)
+    s1, s2 = run(m, x, None, jax.random.key(1)), run(m, x, None, jax.random.key(2))
+    assert float(jnp.abs(s1 - s2).max()) > 0
+
+
+def test_initial_modulator_gain_is_one_so_behaviour_only_acts_through_the_shifter():
+    m = _model()
+    m.readouts["a-1-1"].shifter = None
+    x = jnp.asarray(np.random.default_rng(0).uniform(0, 255, (1, 3, 8, 9)), jnp.float32)
+    beh = {"running": jnp.full((1, 3), 30.0), "pupil": jnp.full((1, 3), 5.0), "eye_position": jnp.ones((1, 3, 2))}
+    np.testing.assert_allclose(run(m, x, beh), run(m, x), rtol=1e-6)
+
+
+def test_shifter_moves_the_readout_with_eye_position():
+    m = _model()
+    x = jnp.asarray(np.random.default_rng(0).uniform(0, 255, (1, 3, 8, 9)), jnp.float32)
+    beh0 = {"running": jnp.zeros((1, 3)), "pupil": jnp.zeros((1, 3)), "eye_position": jnp.zeros((1, 3, 2))}
+    beh1 = dict(beh0, eye_position=jnp.full((1, 3, 2), 3.0))
+    assert float(jnp.abs(run(m, x, beh0) - run(m, x, beh1)).max()) > 1e-6
+
+
+def test_grid_predictor_gives_positions_inside_the_grid():
+    m = _model(grid_predictor=True)
+    pos = np.asarray(m.readouts["a-1-1"].positions())
+    assert pos.shape == (6, 2) and np.all(np.abs(pos) < 1)
+
+
+def test_initial_bias_starts_rates_at_the_mean_response():
+    m = _model(init_sigma=0.1)
+    r = m.readouts["a-1-1"]
+    r.features[...] = jnp.zeros_like(r.features[...])
+    rate = run(m, jnp.full((1, 2, 8, 9), 100.0))
+    np.testing.assert_allclose(rate, 0.5, rtol=1e-4)

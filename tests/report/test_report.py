@@ -1,0 +1,151 @@
+"""The report: one self-contained page whose numbers match its JSON, degrading gracefully."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from twin.report.build import build_report
+from twin.report.numbers import fmt, iter_numbers
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.imgs, self.links, self.text, self.stack = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a.get("src", ""))
+        if tag in ("link", "script") and (a.get("href") or a.get("src")):
+            self.links.append(a.get("href") or a.get("src"))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(html: str) -> _Collect:
+    p = _Collect()
+    p.feed(html)
+    p.close()
+    return p
+
+
+_BUILT: dict[Path, tuple[str, dict]] = {}
+
+
+def _build(root: Path):
+    """Build once per folder (the page is deterministic given its inputs)."""
+    if root not in _BUILT:
+        paths = build_report(root, root / "report", n_boot=50)
+        _BUILT[root] = (paths["html"].read_text(), json.loads(paths["json"].read_text()))
+    return _BUILT[root]
+
+
+def test_every_image_is_an_embedded_png_and_nothing_external_is_loaded(full_run):
+    html, _ = _build(full_run)
+    p = _parse(html)
+    assert len(p.imgs) >= 5
+    for src in p.imgs:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1], validate=True).startswith(PNG_MAGIC)
+    assert p.links == []
+
+
+def test_every_number_in_the_json_appears_in_the_page_text(full_run):
+    html, data = _build(full_run)
+    text = " ".join(_parse(html).text)
+    missing = [(k, v) for k, v in iter_numbers(data) if fmt(v) not in text]
+    assert missing == []
+
+
+def test_key_numbers_on_the_page_are_in_the_json(full_run):
+    html, data = _build(full_run)
+    numbers = {fmt(v) for _, v in iter_numbers(data)}
+    # every numeric table cell of the quality, slopes and recovery sections is in the JSON
+    for anchor in ("quality", "slopes", "recovery", "invariance"):
+        sec = re.search(rf'<section id="{anchor}">(.*?)</section>', html, re.S).group(1)
+        cells = re.findall(r"<td>([-+0-9.e]+)</td>", sec)
+        assert cells, anchor
+        assert [c for c in cells if c not in numbers] == []
+
+
+def test_slopes_stand_beside_the_published_values(full_run):
+    _, data = _build(full_run)
+    rows = {(r["measure"], r["projection"]): r for r in data["sections"]["slopes"]["slopes"]}
+    assert rows[("signal_correlation", "V1->V1")]["published"] == 2.3
+    assert rows[("signal_correlation", "HVA->HVA")]["published"] == 1.04
+    assert rows[("signal_correlation", "V1->V1")]["estimate"] == 2.1
+    assert rows[("signal_correlation", "V1->V1")]["published_within_ci"] is True
+    assert rows[("rf_distance", "HVA->V1")]["published"] == 0.0
+    assert rows[("signal_correlation", "HVA->HVA")]["planted"] == 1.25  # from truth/params.json
+    assert rows[("rf_distance", "HVA->HVA")]["planted"] is None
+
+
+def test_sweep_leaderboard_is_shown(full_run):
+    _, data = _build(full_run)
+    sw = data["sections"]["sweep"]
+    assert sw["status"] == "ok" and sw["trials"][0]["metric"] == 0.312  # rounded to 3 significant digits
+    assert sw["trials"][1]["error"] == "exit code 1"
+
+
+def test_verdicts_follow_adjusted_p_and_sign(full_run):
+    _, data = _build(full_run)
+    v = {x["hypothesis"]: x for x in data["sections"]["verdicts"]["verdicts"]}
+    assert v["in-silico signal correlation, V1->V1"]["verdict"] == "supported"
+    assert v["in-silico signal correlation, V1->V1"]["p_adj"] == 0.0023
+    assert v["RF centre distance, V1->V1"]["verdict"] == "supported"  # no dependence, as published
+    assert v["mei_similarity connected vs ADP"]["ci_low"] == 0.02
+
+
+def test_recovery_scores_twin_tuning_against_planted(full_run):
+    _, data = _build(full_run)
+    r = data["sections"]["recovery"]
+    assert r["n_matched"] == 12
+    assert 0 < r["pref_ori_median_error_deg"] < 15  # the fixture adds 5 deg noise
+    assert r["simple_complex_auc"] > 0.9
+    assert r["rf_center_median_error_deg"] == pytest.approx(1.41, abs=0.01)
+
+
+def test_density_bands_enclose_the_binned_density(full_run):
+    _, data = _build(full_run)
+    for proj, p in data["sections"]["density"]["measures"]["signal_correlation"].items():
+        for d, lo, hi in zip(p["density"], p["lo"], p["hi"]):
+            assert lo <= d * 1.01 and d <= hi * 1.01, proj
+
+
+@pytest.mark.parametrize("stages", [(), ("simulate",), ("simulate", "train", "evaluate"),
+                                    ("train", "insilico", "analyze")])
+def test_missing_stage_outputs_are_named_on_the_page(tmp_path, stages, run_factory):
+    root = run_factory(tmp_path / "run", stages)
+    html, data = _build(root)
+    _parse(html)
+    for anchor, sec in data["sections"].items():
+        if sec.get("status") == "missing":
+            assert sec["note"] in " ".join(_parse(html).text)
+    if "analyze" not in stages:
+        assert data["sections"]["slopes"]["status"] == "missing"
+    if "simulate" not in stages:
+        assert data["sections"]["recovery"]["status"] == "missing"
+
+
+def test_report_cli_writes_both_files_and_rejects_a_missing_folder(full_run, tmp_path, capsys):
+    from twin.cli import main
+
+    assert main(["report", str(full_run), "--out", str(tmp_path / "r"), "--bootstrap", "20"]) == 0
+    assert (tmp_path / "r" / "report.html").is_file() and (tmp_path / "r" / "report.json").is_file()
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "RUN_OUT" in err[0]
+    assert main(["report", str(full_run), "--out", str(tmp_path / "r")]) == 2  # never overwrites silently
+    assert "--force" in capsys.readouterr().err
+    assert main(["report", str(full_run), "--out", str(tmp_path / "r"), "--force", "--bootstrap", "20"]) == 0

@@ -1,0 +1,115 @@
+"""Training loop: run directory, resume after interruption, refusal, transfer, ensembles."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from tests.train.conftest import tiny_config
+from twin.errors import InputError
+from twin.model import load_model
+from twin.model.load import load_twin_module
+from twin.response_model import ResponseModel
+from twin.train import train
+
+
+def _leaves(run_dir, part=None):
+    model, _ = load_twin_module(run_dir)
+    state = nnx.state(model if part is None else getattr(model, part))
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(state)]
+
+
+@pytest.fixture(scope="module")
+def base_run(rec_dir, tmp_path_factory):
+    return train(tiny_config(rec_dir), tmp_path_factory.mktemp("runs") / "base", progress=False)
+
+
+def test_run_dir_holds_config_metrics_model_and_provenance(base_run):
+    for name in ("config.toml", "metrics.jsonl", "model.json", "provenance.json", "units.parquet", "params"):
+        assert (base_run / name).exists(), name
+    lines = [json.loads(ln) for ln in (base_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == list(range(1, 7))
+    assert all(np.isfinite(r["loss"]) for r in lines)
+    assert "val_corr" in lines[2] and "val_corr" in lines[5]
+    info = json.loads((base_run / "model.json").read_text())
+    assert info["finished"] and info["best_step"] in (3, 6)
+
+
+def test_stopped_run_resumes_to_identical_parameters(rec_dir, base_run, tmp_path):
+    out = tmp_path / "resumed"
+    train(tiny_config(rec_dir), out, progress=False, stop_after=3)   # checkpoint at step 2 only
+    assert not (out / "model.json").exists()
+    train(tiny_config(rec_dir), out, progress=False)
+    for a, b in zip(_leaves(base_run), _leaves(out)):
+        np.testing.assert_array_equal(a, b)
+    steps = [json.loads(ln)["step"] for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 7))
+
+
+def test_finished_run_is_refused_without_force(rec_dir, base_run):
+    with pytest.raises(InputError, match="finished"):
+        train(tiny_config(rec_dir), base_run, progress=False)
+
+
+def test_unfinished_run_with_other_config_is_refused(rec_dir, tmp_path):
+    out = tmp_path / "r"
+    train(tiny_config(rec_dir), out, progress=False, stop_after=1)
+    with pytest.raises(InputError, match="config"):
+        train(tiny_config(rec_dir, lr=0.5), out, progress=False)
+
+
+def test_loaded_twin_is_a_differentiable_response_model(base_run):
+    m = load_model(base_run)
+    assert isinstance(m, ResponseModel)
+    assert m.recording_ids() == ["7-1-1", "7-1-2"] and m.image_shape == (8, 10)
+    units = m.units("7-1-2")
+    assert list(units["unit_id"]) == list(range(5)) and "pt_root_id" in units
+    stim = jnp.full((2, 4, 8, 10), 127.5)
+    rates = m.predict(stim, "7-1-1")
+    assert rates.shape == (2, 4, 5) and bool((rates >= 0).all())
+    g = jax.grad(lambda s: m.predict(s, "7-1-1")[:, -1, 0].sum())(stim)
+    assert g.shape == stim.shape and bool(jnp.isfinite(g).all()) and float(jnp.abs(g).sum()) > 0
+    beh = {"running": jnp.zeros((2, 4)), "pupil": jnp.full((2, 4), 20.0), "eye_position": jnp.zeros((2, 4, 2))}
+    assert m.predict(stim, "7-1-1", beh).shape == (2, 4, 5)
+    pos = m.readout_positions("7-1-1", "grid")
+    assert pos.shape == (5, 2) and np.all(np.abs(pos) <= 1)
+    deg = m.readout_positions("7-1-1", "deg")
+    np.testing.assert_allclose(deg[:, 0], pos[:, 0] * 4.5 * 3.0, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(deg[:, 1], -pos[:, 1] * 3.5 * 3.0, rtol=1e-5, atol=1e-5)
+    assert m.readout_features("7-1-1").shape == (5, 3)
+    with pytest.raises(InputError):
+        m.predict(stim, "nope-1-1")
+
+
+def test_transfer_keeps_the_core_frozen_and_fits_new_readouts(rec_dir, base_run, tmp_path):
+    out = train(tiny_config(rec_dir, include=("7-1-3",)), tmp_path / "transfer", from_run=base_run,
+                freeze=("core",), progress=False)
+    for a, b in zip(_leaves(base_run, "core"), _leaves(out, "core")):
+        np.testing.assert_array_equal(a, b)
+    m = load_model(out)
+    assert m.recording_ids() == ["7-1-3"]
+    lines = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["poisson"] < lines[0]["poisson"]
+
+
+def test_freeze_without_from_is_an_input_error(rec_dir, tmp_path):
+    with pytest.raises(InputError, match="--from"):
+        train(tiny_config(rec_dir), tmp_path / "x", freeze=("core",), progress=False)
+
+
+def test_ensemble_prediction_is_the_mean_of_its_members(rec_dir, tmp_path):
+    cfg = replace(tiny_config(rec_dir, steps=2, eval_every=2), seeds=[0, 1])
+    out = train(cfg, tmp_path / "ens", progress=False)
+    m = load_model(out)
+    stim = jnp.asarray(np.random.default_rng(0).uniform(0, 255, (1, 4, 8, 10)), jnp.float32)
+    members = m.predict_members(stim, "7-1-1")
+    assert members.shape == (2, 1, 4, 5)
+    assert float(jnp.abs(members[0] - members[1]).max()) > 0
+    np.testing.assert_allclose(m.predict(stim, "7-1-1"), members.mean(0), rtol=1e-6)
+    assert m.readout_features("7-1-1").shape == (5, 6)

@@ -1,0 +1,165 @@
+"""Score an in-silico battery run on a trained twin against the simulator's ground truth.
+
+``score_battery(battery_dir, sim_dir, truth_battery_dir=None, metrics_path=None)`` returns the
+numbers of the issue's quality bar:
+
+* ``ori_error_median_deg``: median circular difference (0..90) between the twin's preferred
+  orientation (gratings) and the planted ``pref_ori_deg``, among orientation-tuned cells
+  (the truth battery's permutation test passes and its gOSI >= ``min_gosi``; bipartite cells,
+  whose texture subfield has its own orientation, excluded);
+* ``gosi_spearman``: Spearman r of the twin's gOSI with the truth battery's gOSI (the same
+  experiment run on the planted neurons: ``twin insilico CONFIG --truth SIM_DIR``);
+* ``simple_complex_auc``: ROC AUC of the twin's ``phase_invariance`` (1 - F1/F0 / 2) for the
+  planted label complex (``phase_invariance > 0.5``) vs simple, bipartite cells excluded;
+* ``rf_within_radius``: fraction of cells whose twin RF centre lies within one planted RF
+  radius (``rf_sigma_deg``) of the planted centre, and the median distance in radii;
+* ``signal_corr_r``: Pearson r between predicted and true pairwise signal correlations over
+  (up to ``max_pairs`` random) pairs, both on the same natural-movie battery when the truth
+  battery is given (else on the simulator's truth/profiles.h5 battery);
+* ``quality_bar``: each criterion's pass/fail (< 15 deg, >= 0.7, >= 0.85, >= 0.5 of cells
+  within one radius, >= 0.7).
+
+Only neurons the twin predicts well enter when ``metrics_path`` (``twin evaluate``'s
+metrics.h5 with ``cc_norm``) is given: ``cc_norm >= min_cc_norm``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import mannwhitneyu, pearsonr, spearmanr
+
+from twin.errors import InputError
+from twin.insilico.common import load_dataset
+from twin.similarity import load_profiles, pair_similarity
+
+KEY = ["recording_id", "unit_id"]
+
+
+def _frame(ds, names) -> pd.DataFrame:
+    out = pd.DataFrame({"recording_id": ds["recording_id"].values.astype(str), "unit_id": ds["unit_id"].values})
+    for n in names:
+        if n in ds:
+            out[n] = ds[n].values if ds[n].ndim == 1 else list(ds[n].values)
+    return out
+
+
+def _circ(a, b, period=180.0):
+    d = np.abs(np.asarray(a) - np.asarray(b)) % period
+    return np.minimum(d, period - d)
+
+
+def score_battery(battery_dir: str | os.PathLike, sim_dir: str | os.PathLike,
+                  truth_battery_dir: str | os.PathLike | None = None, metrics_path: str | os.PathLike | None = None,
+                  *, min_cc_norm: float = 0.3, min_gosi: float = 0.15, max_pairs: int = 200_000,
+                  seed: int = 0) -> dict[str, Any]:
+    """The quality-bar numbers (see the module docstring) as a JSON-ready dict."""
+    battery_dir, sim_dir = Path(battery_dir), Path(sim_dir)
+    upath = sim_dir / "truth" / "units.parquet"
+    if not upath.is_file():
+        raise InputError(upath, "file", "the simulator's truth/units.parquet", "no such file")
+    truth = pd.read_parquet(upath)
+    truth["recording_id"] = truth["recording_id"].astype(str)
+    tw = _frame(load_dataset(battery_dir / "tuning.h5"), ["pref_ori", "gosi", "phase_invariance"])
+    df = truth.merge(tw, on=KEY, how="inner")
+    if truth_battery_dir is not None:
+        tt = _frame(load_dataset(Path(truth_battery_dir) / "tuning.h5"), ["gosi", "tuned"])
+        df = df.merge(tt.rename(columns={"gosi": "true_gosi", "tuned": "true_tuned"}), on=KEY, how="left")
+    rf_path = battery_dir / "rf.h5"
+    if rf_path.is_file():
+        rf = load_dataset(rf_path)
+        r = _frame(rf, [])
+        r["rf_cx"], r["rf_cy"] = rf["rf_center"].values[:, 0], rf["rf_center"].values[:, 1]
+        df = df.merge(r, on=KEY, how="left")
+    n_all = len(df)
+    if metrics_path is not None:
+        m = load_dataset(metrics_path)
+        if "stimulus_type" in m["cc_norm"].dims:   # twin evaluate: per stimulus type
+            m = m.sel(stimulus_type="natural_movie")
+        mf = _frame(m, ["cc_norm"])
+        df = df.merge(mf, on=KEY, how="left")
+        df = df[df["cc_norm"].fillna(-np.inf) >= min_cc_norm]
+    out: dict[str, Any] = {"n_units_matched": int(n_all), "n_units_scored": int(len(df))}
+    # orientation
+    nonbip = df["cell_class"] != "bipartite"
+    if "true_gosi" in df:
+        tuned = nonbip & (df["true_gosi"] >= min_gosi) & df["true_tuned"].fillna(False).astype(bool)
+    else:
+        tuned = nonbip
+    err = _circ(df.loc[tuned, "pref_ori"], df.loc[tuned, "pref_ori_deg"])
+    out["ori_error_median_deg"] = float(np.median(err)) if len(err) else None
+    out["n_tuned"] = int(tuned.sum())
+    if "true_gosi" in df:
+        ok = df["true_gosi"].notna()
+        rho = spearmanr(df.loc[ok, "gosi"], df.loc[ok, "true_gosi"]).statistic if ok.sum() > 2 else None
+        out["gosi_spearman"] = None if rho is None else float(rho)
+    else:
+        out["gosi_spearman"] = None
+    # simple vs complex
+    sc = df[nonbip]
+    lab = sc["phase_invariance_x" if "phase_invariance_x" in sc else "phase_invariance"]
+    est = sc["phase_invariance_y"] if "phase_invariance_y" in sc else None
+    if est is not None and (lab > 0.5).any() and (lab <= 0.5).any():
+        u = mannwhitneyu(est[lab > 0.5], est[lab <= 0.5]).statistic
+        out["simple_complex_auc"] = float(u / ((lab > 0.5).sum() * (lab <= 0.5).sum()))
+    else:
+        out["simple_complex_auc"] = None
+    # RF centres
+    if "rf_cx" in df:
+        dist = np.hypot(df["rf_cx"] - df["rf_x_deg"], df["rf_cy"] - df["rf_y_deg"]) / df["rf_sigma_deg"]
+        out["rf_within_radius"] = float(np.mean(dist <= 1.0))
+        out["rf_distance_median_radii"] = float(np.median(dist))
+    # pairwise signal correlation
+    ppath = battery_dir / "profiles.h5"
+    tpath = (Path(truth_battery_dir) / "profiles.h5" if truth_battery_dir is not None
+             else sim_dir / "truth" / "profiles.h5")
+    if ppath.is_file() and tpath.is_file():
+        p, q = load_profiles(ppath), load_profiles(tpath)
+        pk = pd.DataFrame({"recording_id": p["recording_id"].values.astype(str), "unit_id": p["unit_id"].values,
+                           "ip": np.arange(p.sizes["unit"])})
+        qk = pd.DataFrame({"recording_id": q["recording_id"].values.astype(str), "unit_id": q["unit_id"].values,
+                           "iq": np.arange(q.sizes["unit"])})
+        keep = df[KEY].merge(pk, on=KEY).merge(qk, on=KEY)
+        n = len(keep)
+        if n > 2:
+            rng = np.random.default_rng(seed)
+            n_pairs = n * (n - 1) // 2
+            if n_pairs <= max_pairs:
+                a, b = np.triu_indices(n, 1)
+            else:
+                a, b = rng.integers(0, n, (2, max_pairs))
+                a, b = a[a != b], b[a != b]
+            sp = pair_similarity(p, keep["ip"].values[a], keep["ip"].values[b], ["signal_correlation"])
+            sq = pair_similarity(q, keep["iq"].values[a], keep["iq"].values[b], ["signal_correlation"])
+            out["signal_corr_r"] = float(pearsonr(sp["signal_correlation"], sq["signal_correlation"]).statistic)
+            out["n_pairs"] = int(len(a))
+    bar = {"ori_error_median_deg": lambda v: v < 15, "gosi_spearman": lambda v: v >= 0.7,
+           "simple_complex_auc": lambda v: v >= 0.85, "rf_within_radius": lambda v: v >= 0.5,
+           "signal_corr_r": lambda v: v >= 0.7}
+    out["quality_bar"] = {k: (None if out.get(k) is None else bool(f(out[k]))) for k, f in bar.items()}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m twin.insilico.score BATTERY_DIR SIM_DIR [--truth-battery DIR] [--metrics H5]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("battery_dir")
+    p.add_argument("sim_dir")
+    p.add_argument("--truth-battery")
+    p.add_argument("--metrics")
+    p.add_argument("--min-cc-norm", type=float, default=0.3)
+    a = p.parse_args(argv)
+    print(json.dumps(score_battery(a.battery_dir, a.sim_dir, a.truth_battery, a.metrics,
+                                   min_cc_norm=a.min_cc_norm), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

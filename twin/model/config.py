@@ -1,0 +1,65 @@
+"""Model configuration: the sizes of the core, readout, shifter and modulator (TOML ``[model]``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """Shared core: ``layers`` factorised 3D convolutions (spatial ``kernel`` x ``kernel`` per frame,
+    then a causal temporal conv over ``temporal_kernel`` frames), ELU, then a ConvGRU.
+
+    ``kernel`` may hold one size per layer (the first is usually larger), or one for all.
+    """
+
+    channels: int = 16
+    layers: int = 3
+    kernel: tuple[int, ...] = (9, 7)
+    temporal_kernel: int = 5
+    gru_channels: int = 16
+    gru_kernel: int = 3
+    downsample: int = 1           # average-pool the conv features by this factor before the GRU
+    laplace_weight: float = 0.1   # smoothness of the first-layer spatial filters
+
+
+@dataclass(frozen=True)
+class ReadoutConfig:
+    """Per-scan Gaussian readout; ``feature_l1`` weights the L1 penalty on feature vectors."""
+
+    init_mu_range: float = 0.8     # initial positions uniform in [-r, r]^2
+    init_sigma: float = 0.2        # initial std of the position Gaussian, grid units ([-1, 1])
+    feature_l1: float = 0.01
+    grid_predictor: bool = False   # predict positions from cortical coordinates with an MLP
+    grid_predictor_hidden: int = 16
+
+
+@dataclass(frozen=True)
+class ShifterConfig:
+    """Per-scan eye-position MLP giving a shift of the readout grid (Sensorium: 3 layers, 5 hidden)."""
+
+    enabled: bool = True
+    layers: int = 3
+    hidden: int = 5
+
+
+@dataclass(frozen=True)
+class ModulatorConfig:
+    """Per-scan MLP on running and pupil giving a per-neuron gain ``ELU(.) + 1``."""
+
+    enabled: bool = True
+    hidden: int = 8
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    core: CoreConfig = field(default_factory=CoreConfig)
+    readout: ReadoutConfig = field(default_factory=ReadoutConfig)
+    shifter: ShifterConfig = field(default_factory=ShifterConfig)
+    modulator: ModulatorConfig = field(default_factory=ModulatorConfig)
+
+
+def layer_kernels(core: CoreConfig) -> list[int]:
+    """Spatial kernel size of each core layer (the last entry of ``core.kernel`` repeats)."""
+    ks = list(core.kernel) or [3]
+    return [ks[min(i, len(ks) - 1)] for i in range(core.layers)]

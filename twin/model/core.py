@@ -1,0 +1,141 @@
+"""The shared core: factorised space/time convolutions followed by a convolutional GRU.
+
+Layout is channels-last with time folded into the batch for the spatial convolutions
+(``(B*T, H, W, C)``), which XLA's CPU backend runs as dense convolutions (PERFORMANCE.md: its
+grouped/depthwise convolutions are slow). The causal temporal convolution is a sum of
+``temporal_kernel`` shifted matrix products over channels. All layers keep the spatial size
+("SAME" padding), so the core's feature map is aligned with the stimulus pixels, unless
+``downsample > 1`` average-pools the features before the GRU (the GRU's per-frame cost falls by
+``downsample**2``; readout positions still span [-1, 1] over the whole image).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from twin.model.config import CoreConfig, layer_kernels
+
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Dense 2D convolution, 'SAME' padding: x (N, H, W, Cin), kernel (k, k, Cin, Cout)."""
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DN)
+
+
+def conv2d_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """The same convolution as :func:`conv2d` as one matmul over k*k shifted copies of ``x``.
+
+    Used inside ``lax.scan`` (the ConvGRU's hidden-state convolutions): there XLA's CPU
+    convolution backward pass was measured ~9x slower than this (7.1 s vs 0.8 s for a 30-frame
+    GRU on (16, 36, 64, 8))."""
+    kh, kw, cin, cout = kernel.shape
+    ph, pw = kh // 2, kw // 2
+    h, w = x.shape[1], x.shape[2]
+    xp = jnp.pad(x, ((0, 0), (ph, kh - 1 - ph), (pw, kw - 1 - pw), (0, 0)))
+    cols = jnp.concatenate([xp[:, i:i + h, j:j + w] for i in range(kh) for j in range(kw)], axis=-1)
+    return cols @ kernel.reshape(kh * kw * cin, cout)
+
+
+def causal_temporal_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Causal conv over time: x (B, T, H, W, C), kernel (kt, C, Cout); output frame t sees
+    frames t-kt+1..t (earlier frames are zero-padded). Returns (B, T, H, W, Cout)."""
+    kt = kernel.shape[0]
+    t = x.shape[1]
+    xp = jnp.pad(x, ((0, 0), (kt - 1, 0), (0, 0), (0, 0), (0, 0)))
+    out = 0.0
+    for j in range(kt):  # kernel[j] weighs the frame j steps back
+        out = out + jnp.einsum("bthwc,cd->bthwd", xp[:, kt - 1 - j: kt - 1 - j + t], kernel[j])
+    return out
+
+
+def avg_pool(x: jax.Array, f: int) -> jax.Array:
+    """Average-pool (B, T, H, W, C) by ``f`` in H and W (edges cropped to a multiple of f)."""
+    b, t, h, w, c = x.shape
+    x = x[:, :, : h // f * f, : w // f * f]
+    return x.reshape(b, t, h // f, f, w // f, f, c).mean(axis=(3, 5))
+
+
+def init_param(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) -> nnx.Param:
+    """Normal(0, 1/fan_in) weights drawn with NumPy (no per-shape XLA compilation at start-up)."""
+    return nnx.Param(jnp.asarray(rng.standard_normal(shape) * np.sqrt(1.0 / fan_in), jnp.float32))
+
+
+class FactorisedConv3d(nnx.Module):
+    """Spatial k x k conv per frame, then a causal temporal conv of ``kt`` frames, plus bias."""
+
+    def __init__(self, cin: int, cout: int, k: int, kt: int, *, rng: np.random.Generator):
+        self.spatial = init_param(rng, (k, k, cin, cout), k * k * cin)
+        self.temporal = init_param(rng, (kt, cout, cout), kt * cout)
+        self.bias = nnx.Param(jnp.zeros((cout,)))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """x (B, T, H, W, Cin) -> (B, T, H, W, Cout)."""
+        b, t, h, w, c = x.shape
+        y = conv2d(x.reshape(b * t, h, w, c), self.spatial[...]).reshape(b, t, h, w, -1)
+        return causal_temporal_conv(y, self.temporal[...]) + self.bias[...]
+
+
+class ConvGRU(nnx.Module):
+    """Convolutional GRU over time. Input-to-hidden convolutions run for all frames at once
+    (time folded into batch); only the hidden-to-hidden convolutions run inside ``lax.scan``."""
+
+    def __init__(self, cin: int, ch: int, k: int, *, rng: np.random.Generator):
+        self.w_x = init_param(rng, (k, k, cin, 3 * ch), k * k * cin)
+        self.w_h = init_param(rng, (k, k, ch, 2 * ch), k * k * ch)
+        self.w_hn = init_param(rng, (k, k, ch, ch), k * k * ch)
+        self.bias = nnx.Param(jnp.zeros((3 * ch,)))
+        self.ch = ch
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """x (B, T, H, W, Cin) -> hidden states (B, T, H, W, ch), starting from h = 0."""
+        b, t, h, w, c = x.shape
+        ch = self.ch
+        gx = conv2d(x.reshape(b * t, h, w, c), self.w_x[...]).reshape(b, t, h, w, 3 * ch) + self.bias[...]
+        w_h, w_hn = self.w_h[...], self.w_hn[...]
+
+        def step(hid, g):
+            gh = conv2d_im2col(hid, w_h)
+            z = jax.nn.sigmoid(g[..., :ch] + gh[..., :ch])
+            r = jax.nn.sigmoid(g[..., ch:2 * ch] + gh[..., ch:])
+            n = jnp.tanh(g[..., 2 * ch:] + conv2d_im2col(r * hid, w_hn))
+            new = (1.0 - z) * hid + z * n
+            return new, new
+
+        h0 = jnp.zeros((b, h, w, ch), x.dtype)
+        _, hs = jax.lax.scan(step, h0, jnp.moveaxis(gx, 1, 0))
+        return jnp.moveaxis(hs, 0, 1)
+
+
+class Core(nnx.Module):
+    """Shared core: (B, T, H, W) normalised frames -> features (B, T, H, W, gru_channels)."""
+
+    def __init__(self, cfg: CoreConfig, *, rng: np.random.Generator):
+        ks = layer_kernels(cfg)
+        chans = [1] + [cfg.channels] * cfg.layers
+        self.convs = nnx.List([FactorisedConv3d(chans[i], chans[i + 1], ks[i], cfg.temporal_kernel,
+                                                rng=rng) for i in range(cfg.layers)])
+        self.gru = ConvGRU(chans[-1], cfg.gru_channels, cfg.gru_kernel, rng=rng)
+        self.out_channels = cfg.gru_channels
+        self.downsample = cfg.downsample
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = x[..., None]
+        for conv in self.convs:
+            y = jax.nn.elu(conv(y))
+        if self.downsample > 1:
+            y = avg_pool(y, self.downsample)
+        return self.gru(y)
+
+    def laplace_penalty(self) -> jax.Array:
+        """Sum of squared 3x3 Laplacians of the first layer's spatial filters over the sum of
+        their squares (scale-free smoothness penalty)."""
+        w = self.convs[0].spatial[...]  # (k, k, 1, C)
+        k, _, cin, cout = w.shape
+        lap = jnp.array([[0.5, 1.0, 0.5], [1.0, -6.0, 1.0], [0.5, 1.0, 0.5]], w.dtype)
+        x = jnp.transpose(w, (2, 3, 0, 1)).reshape(cin * cout, k, k, 1)
+        y = conv2d(x, lap[:, :, None, None])
+        return jnp.sum(y ** 2) / (jnp.sum(w ** 2) + 1e-8)

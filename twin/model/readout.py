@@ -1,0 +1,151 @@
+"""Per-scan modules: Gaussian readout, eye-position shifter and behaviour modulator.
+
+Grid convention: a readout position is ``(x, y)`` in ``[-1, 1]^2`` over the core's feature map,
+which has the stimulus' pixel grid (x = -1 is the centre of the left pixel column, x = 1 of the
+right one; y = -1 is the top row, y = 1 the bottom row).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from twin.model.config import ModelConfig
+from twin.model.core import init_param
+
+BEHAVIOUR_KEYS = ("running", "pupil", "eye_x", "eye_y")
+
+
+class Const(nnx.Variable):
+    """A stored, non-trained array (normalisation statistics, cortical coordinates)."""
+
+
+def bilinear_sample(features: jax.Array, grid: jax.Array) -> jax.Array:
+    """Sample ``features`` (M, H, W, C) at ``grid`` (M, N, 2) positions ``(x, y)`` in [-1, 1]
+    (clamped to the border). Returns (M, N, C). Four gathers of rows of the flattened map."""
+    m, h, w, c = features.shape
+    flat = features.reshape(m, h * w, c)
+    px = (jnp.clip(grid[..., 0], -1, 1) + 1) * 0.5 * (w - 1)
+    py = (jnp.clip(grid[..., 1], -1, 1) + 1) * 0.5 * (h - 1)
+    x0 = jnp.clip(jnp.floor(px), 0, max(w - 2, 0))
+    y0 = jnp.clip(jnp.floor(py), 0, max(h - 2, 0))
+    fx, fy = px - x0, py - y0
+    x0i, y0i = x0.astype(jnp.int32), y0.astype(jnp.int32)
+    x1i, y1i = jnp.minimum(x0i + 1, w - 1), jnp.minimum(y0i + 1, h - 1)
+
+    def take(yi, xi):
+        return jnp.take_along_axis(flat, (yi * w + xi)[..., None], axis=1)
+
+    return (take(y0i, x0i) * ((1 - fx) * (1 - fy))[..., None]
+            + take(y0i, x1i) * (fx * (1 - fy))[..., None]
+            + take(y1i, x0i) * ((1 - fx) * fy)[..., None]
+            + take(y1i, x1i) * (fx * fy)[..., None])
+
+
+class Dense(nnx.Module):
+    """y = x W + b with W ~ Normal(0, 1/fan_in) (NumPy init), b = 0."""
+
+    def __init__(self, fan_in: int, fan_out: int, *, rng: np.random.Generator):
+        self.kernel = init_param(rng, (fan_in, fan_out), fan_in)
+        self.bias = nnx.Param(jnp.zeros((fan_out,), jnp.float32))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x @ self.kernel[...] + self.bias[...]
+
+
+class MLP(nnx.Module):
+    """Dense layers with tanh between them (and on the output if ``out_tanh``)."""
+
+    def __init__(self, sizes: list[int], *, rng: np.random.Generator, out_tanh: bool = False, zero_last: bool = False):
+        self.layers = nnx.List([Dense(a, b, rng=rng) for a, b in zip(sizes[:-1], sizes[1:])])
+        if zero_last:
+            last = self.layers[-1]
+            last.kernel[...] = jnp.zeros_like(last.kernel[...])
+        self.out_tanh = out_tanh
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1 or self.out_tanh:
+                x = jnp.tanh(x)
+        return x
+
+
+class ScanReadout(nnx.Module):
+    """Everything specific to one scan: Gaussian readout (+ optional grid predictor), shifter,
+    modulator and the scan's behaviour normalisation statistics."""
+
+    def __init__(self, n_units: int, channels: int, cfg: ModelConfig, *, rng: np.random.Generator,
+                 behaviour_mean: np.ndarray | None = None, behaviour_std: np.ndarray | None = None,
+                 cortical_xyz: np.ndarray | None = None, mean_response: np.ndarray | None = None,
+                 init_positions: np.ndarray | None = None):
+        rc = cfg.readout
+        self.n_units = n_units
+        mu = rng.uniform(-rc.init_mu_range, rc.init_mu_range, (n_units, 2))
+        if init_positions is not None:
+            mu = np.clip(np.asarray(init_positions, float), -1, 1)
+        self.mu = nnx.Param(jnp.asarray(mu, jnp.float32))
+        self.chol = nnx.Param(jnp.asarray(np.tile(np.eye(2) * rc.init_sigma, (n_units, 1, 1)), jnp.float32))
+        self.features = init_param(rng, (n_units, channels), channels)
+        # bias so that ELU(bias) + 1 starts at the unit's mean response
+        mean = np.full(n_units, 1.0) if mean_response is None else np.maximum(mean_response, 1e-3)
+        bias = np.where(mean >= 1, mean - 1, np.log(np.maximum(mean, 1e-3)))
+        self.bias = nnx.Param(jnp.asarray(bias, jnp.float32))
+        self.beh_mean = Const(jnp.asarray(np.zeros(4) if behaviour_mean is None else behaviour_mean, jnp.float32))
+        self.beh_std = Const(jnp.asarray(np.ones(4) if behaviour_std is None else behaviour_std, jnp.float32))
+        if rc.grid_predictor:
+            xyz = np.zeros((n_units, 3)) if cortical_xyz is None else np.asarray(cortical_xyz, float)
+            xyz = (xyz - xyz.mean(0)) / (xyz.std(0) + 1e-6)
+            self.cortical = Const(jnp.asarray(xyz, jnp.float32))
+        self.grid_predictor = (MLP([3, rc.grid_predictor_hidden, rc.grid_predictor_hidden, 2], rng=rng,
+                                   out_tanh=True) if rc.grid_predictor else None)
+        sc, mc = cfg.shifter, cfg.modulator
+        self.shifter = (MLP([2] + [sc.hidden] * (sc.layers - 1) + [2], rng=rng, out_tanh=True)
+                        if sc.enabled else None)
+        self.modulator = (MLP([2, mc.hidden, n_units], rng=rng, zero_last=True) if mc.enabled else None)
+
+    def positions(self) -> jax.Array:
+        """Mean readout positions (N, 2) in grid units [-1, 1] (x, y)."""
+        if self.grid_predictor is not None:
+            return self.grid_predictor(self.cortical[...])
+        return jnp.clip(self.mu[...], -1.0, 1.0)
+
+    def covariance_factor(self) -> jax.Array:
+        """Lower-triangular factor L (N, 2, 2) of each neuron's position covariance L L^T."""
+        return jnp.tril(self.chol[...])
+
+    def normalised_behaviour(self, behaviour: dict | None, b: int, t: int) -> jax.Array:
+        """(B, T, 4) z-scored [running, pupil, eye_x, eye_y]; zeros (the mean state) if None."""
+        if behaviour is None:
+            return jnp.zeros((b, t, 4), jnp.float32)
+        raw = jnp.concatenate([jnp.asarray(behaviour["running"])[..., None],
+                               jnp.asarray(behaviour["pupil"])[..., None],
+                               jnp.asarray(behaviour["eye_position"])], axis=-1)
+        return (raw - self.beh_mean[...]) / self.beh_std[...]
+
+    def __call__(self, features: jax.Array, behaviour: dict | None = None,
+                 key: jax.Array | None = None) -> jax.Array:
+        """features (B, T, H, W, C) -> pre-nonlinearity response (B, T, N) and gain (B, T, N).
+
+        With ``key`` the positions are sampled from each neuron's Gaussian (one draw per clip);
+        without, the mean positions are used (evaluation)."""
+        b, t, h, w, c = features.shape
+        beh = self.normalised_behaviour(behaviour, b, t)
+        mu = self.positions()
+        grid = jnp.broadcast_to(mu, (b, t) + mu.shape)
+        if key is not None:
+            eps = jax.random.normal(key, (b, self.n_units, 2))
+            offset = jnp.einsum("nij,bnj->bni", self.covariance_factor(), eps)
+            grid = grid + offset[:, None]
+        if self.shifter is not None:
+            grid = grid + self.shifter(beh[..., 2:4])[:, :, None, :]
+        sampled = bilinear_sample(features.reshape(b * t, h, w, c), grid.reshape(b * t, -1, 2))
+        out = jnp.einsum("mnc,nc->mn", sampled, self.features[...]).reshape(b, t, -1) + self.bias[...]
+        gain = jnp.ones_like(out) if self.modulator is None else jax.nn.elu(self.modulator(beh[..., :2])) + 1.0
+        return out, gain
+
+    def l1_penalty(self) -> jax.Array:
+        """Mean absolute readout feature weight (per neuron sum, averaged over neurons)."""
+        return jnp.mean(jnp.sum(jnp.abs(self.features[...]), axis=-1))

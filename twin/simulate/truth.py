@@ -1,0 +1,134 @@
+"""The ground-truth ResponseModel: the planted neurons' noise-free expected response.
+
+``load_truth_model(sim_dir)`` rebuilds every neuron from ``truth/units.parquet`` and
+``truth/params.json`` (the planted parameters fully determine it) and answers
+:class:`twin.response_model.ResponseModel`, so in-silico experiments run on it are the ground
+truth a trained twin is scored against.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from twin.errors import InputError
+from twin.simulate import neurons
+
+UNIT_COLUMNS = ["recording_id", "animal_id", "session", "scan_idx", "unit_id", "area", "layer", "pt_root_id"]
+
+
+class TruthModel:
+    """The simulator's neurons as a :class:`twin.response_model.ResponseModel`.
+
+    Attributes follow the protocol (``frame_rate``, ``image_shape``, ``pixel_size_deg``,
+    ``burn_in``); ``table`` is the full planted-parameter table (truth/units.parquet).
+    """
+
+    def __init__(self, units: pd.DataFrame, params: Mapping[str, Any]):
+        st = params["stimulus"]
+        self.frame_rate = float(st["frame_rate"])
+        self.image_shape = (int(st["image_shape"][0]), int(st["image_shape"][1]))
+        self.pixel_size_deg = float(st["pixel_size_deg"])
+        self.burn_in = int(params["burn_in"])
+        self.table = units
+        self._beh = params["behaviour"]
+        self._default = params["default_behaviour"]
+        self._ids = list(dict.fromkeys(units["recording_id"]))
+        self._params: dict[str, dict[str, Any]] = {}
+        pm, psd = float(self._beh["pupil_mean_px"]), float(self._beh["pupil_sd_px"])
+        self._eye_scale = float(self._beh["eye_shift_gain"]) / self.pixel_size_deg
+
+        def fwd(p, stim, run, pup, eye):
+            return neurons.respond(p, stim, run, pup, None if eye is None else eye * self._eye_scale, pm, psd)
+
+        self._fwd = jax.jit(fwd)
+
+    def recording_ids(self) -> list[str]:
+        """Scans, in the order of the simulation."""
+        return list(self._ids)
+
+    def units(self, recording_id: str) -> pd.DataFrame:
+        """Rows of ``recording_id``'s neurons in output order (protocol columns plus every
+        planted parameter)."""
+        self._check(recording_id)
+        return self.table[self.table.recording_id == recording_id].reset_index(drop=True)
+
+    def _check(self, recording_id: str) -> None:
+        if recording_id not in self._ids:
+            raise InputError(None, "recording_id", f"one of {self._ids}", recording_id)
+
+    def params(self, recording_id: str) -> dict[str, Any]:
+        """The JAX parameter pytree of one scan's neurons (built once, cached)."""
+        self._check(recording_id)
+        if recording_id not in self._params:
+            p = neurons.build_params(self.units(recording_id), self.image_shape, self.pixel_size_deg, self.frame_rate)
+            self._params[recording_id] = neurons.to_device(p)
+        return self._params[recording_id]
+
+    def predict(self, stimulus: jax.Array, recording_id: str,
+                behaviour: Mapping[str, jax.Array] | None = None) -> jax.Array:
+        """Expected events per frame (B, T, N) for grey-level ``stimulus`` (B, T, H, W).
+
+        ``behaviour`` may hold ``running`` (B, T) cm/s, ``pupil`` (B, T) px and ``eye_position``
+        (B, T, 2) degrees; missing entries take the scan's typical state (its mean running
+        speed and pupil, eye centred). Differentiable with respect to ``stimulus``.
+        """
+        p = self.params(recording_id)
+        stimulus = jnp.asarray(stimulus, jnp.float32)
+        if stimulus.ndim != 4 or tuple(stimulus.shape[2:]) != self.image_shape:
+            raise InputError(None, "stimulus", f"shape (batch, time, {self.image_shape[0]}, {self.image_shape[1]})",
+                             tuple(stimulus.shape))
+        b, t = stimulus.shape[:2]
+        behaviour = dict(behaviour or {})
+        d = self._default.get(recording_id, {"running": 0.0, "pupil": float(self._beh["pupil_mean_px"])})
+        run = jnp.broadcast_to(jnp.asarray(behaviour.get("running", d["running"]), jnp.float32), (b, t))
+        pup = jnp.broadcast_to(jnp.asarray(behaviour.get("pupil", d["pupil"]), jnp.float32), (b, t))
+        eye = behaviour.get("eye_position")
+        eye = None if eye is None else jnp.broadcast_to(jnp.asarray(eye, jnp.float32), (b, t, 2))
+        return self._fwd(p, stimulus, run, pup, eye)
+
+
+def read_params(sim_dir: str | os.PathLike) -> dict[str, Any]:
+    """``truth/params.json`` of a simulation folder."""
+    path = Path(sim_dir) / "truth" / "params.json"
+    if not path.is_file():
+        raise InputError(path, "file", "a simulation folder written by `twin simulate` (truth/params.json)",
+                         "no such file")
+    return json.loads(path.read_text())
+
+
+def load_truth_model(sim_dir: str | os.PathLike) -> TruthModel:
+    """The planted neurons of the simulation in ``sim_dir`` as a ResponseModel."""
+    params = read_params(sim_dir)
+    path = Path(sim_dir) / "truth" / "units.parquet"
+    if not path.is_file():
+        raise InputError(path, "file", "the planted-unit table truth/units.parquet", "no such file")
+    return TruthModel(pd.read_parquet(path), params)
+
+
+def predict_in_chunks(model: TruthModel, stimulus: np.ndarray, recording_id: str,
+                      behaviour: Mapping[str, np.ndarray] | None = None, chunk: int = 16) -> np.ndarray:
+    """``model.predict`` over trials in fixed-size chunks (one compilation; last chunk padded).
+
+    stimulus (B, T, H, W) uint8 or float; behaviour arrays with leading (B, T). Returns (B, T, N)
+    float32 NumPy.
+    """
+    b = len(stimulus)
+    out = []
+    for s in range(0, b, chunk):
+        sl = slice(s, min(s + chunk, b))
+        pad = chunk - (sl.stop - sl.start)
+        st = np.asarray(stimulus[sl], np.float32)
+        beh = {k: np.asarray(v[sl], np.float32) for k, v in (behaviour or {}).items()}
+        if pad:
+            st = np.concatenate([st, np.repeat(st[-1:], pad, 0)])
+            beh = {k: np.concatenate([v, np.repeat(v[-1:], pad, 0)]) for k, v in beh.items()}
+        out.append(np.asarray(model.predict(st, recording_id, beh or None))[: sl.stop - sl.start])
+    return np.concatenate(out)

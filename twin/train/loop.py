@@ -1,0 +1,450 @@
+"""The training loop: Poisson loss, AdamW, early stopping, checkpoints, resume, data parallelism.
+
+One step draws ``batch_size`` clips from EVERY training scan (scans interleaved in each step),
+runs the shared core once on all of them and each scan's readout on its own clips, and takes
+one AdamW step on the summed loss::
+
+    loss = sum_scans mean_{b, t >= burn_in, n} [rate - y log(rate + eps)] + regularisers
+
+The learning rate warms up linearly then follows a cosine decay (``schedule = "cosine"``) or
+stays constant and is multiplied by ``plateau_factor`` after ``plateau_patience`` evaluations
+without improvement (``"plateau"``). Every ``eval_every`` steps the mean per-neuron correlation
+on the validation trials (mean readout positions, frames after burn-in) is computed; the best
+parameters are kept and restored at the end; training stops after ``early_stop_patience``
+evaluations without improvement.
+
+Resuming. The batch and the random key of step ``s`` depend only on ``(seed, s)``, and a
+checkpoint holds parameters, optimiser state, best parameters and the loop counters, so a run
+stopped at any moment and started again from its last checkpoint ends with bit-identical
+parameters. ``metrics.jsonl`` is cut back to the checkpoint's step on resume.
+
+Data parallelism. The step is ``jax.jit``-compiled over a 1-D mesh ``Mesh(jax.devices(),
+("data",))``: batches are sharded along their first axis (``NamedSharding(mesh, P("data"))``),
+parameters and optimiser state replicated (``P()``); XLA inserts the gradient all-reduce.
+``batch_size`` must be divisible by the number of devices.
+
+Multi-host. With ``train.distributed = true`` (or the environment variable
+``TWIN_DISTRIBUTED=1``), :func:`maybe_initialize_distributed` calls
+``jax.distributed.initialize()`` before any JAX work; the coordinator address, number of
+processes and process id come from its arguments' usual environment variables
+(``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``) or the cluster
+auto-detection (SLURM, Open MPI, TPU/GKE). Every process runs the same command: each draws
+the same global batch (it is a function of seed and step) and contributes its addressable
+shards (``jax.make_array_from_callback``); the mesh spans all processes' devices; only
+process 0 writes metrics, model and provenance (Orbax checkpoints are written collectively).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from twin.config import from_dict, to_dict
+from twin.errors import InputError
+from twin.io import write_text_atomic
+from twin.train import run_dir as rd
+from twin.train.config import TrainConfig
+from twin.train.data import (ScanData, load_scan, resolve_recordings, sample_batch, scan_spec,
+                             step_rng, stimulus_stats)
+
+FREEZABLE = ("core",)
+
+
+def maybe_initialize_distributed(cfg: TrainConfig) -> None:
+    """Start multi-host JAX (``jax.distributed.initialize``) if the config or env asks for it."""
+    import jax
+
+    if (cfg.train.distributed or os.environ.get("TWIN_DISTRIBUTED") == "1") and not getattr(
+            maybe_initialize_distributed, "_done", False):
+        jax.distributed.initialize()
+        maybe_initialize_distributed._done = True
+
+
+def lr_at(cfg: TrainConfig, step: int, lr_scale: float) -> float:
+    """Learning rate of step ``step`` (0-based): linear warm-up, then cosine or constant*scale."""
+    o = cfg.train
+    warm = min(1.0, (step + 1) / max(o.warmup_steps, 1))
+    if step < o.warmup_steps:
+        return o.lr * warm * lr_scale
+    if o.schedule == "cosine":
+        frac = (step - o.warmup_steps) / max(o.steps - o.warmup_steps, 1)
+        return o.lr * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))) * lr_scale
+    return o.lr * lr_scale
+
+
+def _poisson(rate, y, mask, eps, burn_in):
+    import jax.numpy as jnp
+
+    m = mask.at[:, :burn_in].set(0.0)[..., None]
+    nll = (rate - y * jnp.log(rate + eps)) * m
+    return nll.sum() / (jnp.maximum(m.sum(), 1.0) * rate.shape[-1])
+
+
+class Trainer:
+    """Holds the model split into (graphdef, params, constants), the optimiser and the jitted
+    step and prediction functions. Built by :func:`train`; usable on its own in tests."""
+
+    def __init__(self, cfg: TrainConfig, model, rids: list[str], freeze: tuple[str, ...] = (),
+                 devices=None):
+        import jax
+        import optax
+        from flax import nnx
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+        self.cfg, self.rids, self.freeze = cfg, list(rids), tuple(freeze)
+        self.graphdef, params, self.consts = nnx.split(model, nnx.Param, ...)
+        self.params = nnx.to_pure_dict(params)
+        self._state_def = jax.tree_util.tree_structure(params)
+        assert [k[:-1] for k, _ in jax.tree_util.tree_leaves_with_path(params)] == \
+            [k for k, _ in jax.tree_util.tree_leaves_with_path(self.params)], "param order"
+        devices = list(jax.devices() if devices is None else devices)
+        if cfg.train.batch_size % len(devices):
+            raise InputError(None, "train.batch_size", f"a multiple of the {len(devices)} devices",
+                             cfg.train.batch_size)
+        self.mesh = Mesh(np.array(devices), ("data",))
+        self.batch_sharding = NamedSharding(self.mesh, P("data"))
+        self.replicated = NamedSharding(self.mesh, P())
+        o = cfg.train
+        inner = [optax.clip_by_global_norm(o.grad_clip)] if o.grad_clip > 0 else []
+        inner += [optax.scale_by_adam(), optax.add_decayed_weights(o.weight_decay)]
+        labels = jax.tree_util.tree_map_with_path(
+            lambda path, _: "frozen" if str(path[0].key) in self.freeze else "train", self.params)
+        self.tx = optax.multi_transform({"train": optax.chain(*inner), "frozen": optax.set_to_zero()}, labels)
+        self.params = jax.device_put(self.params, self.replicated)
+        self.opt_state = jax.device_put(self.tx.init(self.params), self.replicated)
+        self.consts = jax.device_put(self.consts, self.replicated)
+        self._step = jax.jit(self._step_fn, donate_argnums=(0, 1))
+        self._predict = jax.jit(self._predict_fn, static_argnums=(1,))
+        self._loss_grad = jax.jit(jax.value_and_grad(self._loss_fn, has_aux=True))
+
+    # --- pure functions ---------------------------------------------------------------------
+    def model_of(self, params):
+        import jax
+        from flax import nnx
+
+        state = jax.tree_util.tree_unflatten(self._state_def, jax.tree_util.tree_leaves(params))
+        return nnx.merge(self.graphdef, state, self.consts)
+
+    def _loss_fn(self, params, batches: dict, key):
+        import jax
+        import jax.numpy as jnp
+
+        o = self.cfg.train
+        model = self.model_of(params)
+        stim = jnp.concatenate([batches[r]["stimulus"] for r in self.rids], axis=0)
+        feats = model.features(stim)
+        if "core" in self.freeze:
+            feats = jax.lax.stop_gradient(feats)
+        total, parts, start = 0.0, {}, 0
+        for i, r in enumerate(self.rids):
+            b = batches[r]
+            n = b["stimulus"].shape[0]
+            beh = {k: b[k] for k in ("running", "pupil", "eye_position")}
+            rate = model.readout(feats[start:start + n], r, beh, jax.random.fold_in(key, i))
+            start += n
+            parts[r] = _poisson(rate, b["response"], b["mask"], o.poisson_eps, o.burn_in)
+            total = total + parts[r]
+        mc = self.cfg.model
+        reg = model.regulariser(mc.readout.feature_l1, 0.0 if "core" in self.freeze else mc.core.laplace_weight)
+        return total + reg, {"poisson": total, "reg": reg}
+
+    def _step_fn(self, params, opt_state, batches, key, lr):
+        import jax
+
+        (loss, aux), grads = jax.value_and_grad(self._loss_fn, has_aux=True)(params, batches, key)
+        updates, opt_state = self.tx.update(grads, opt_state, params)
+        params = jax.tree_util.tree_map(lambda p, u: p - lr * u, params, updates)
+        return params, opt_state, loss, aux
+
+    def _predict_fn(self, params, rid, stimulus, behaviour):
+        return self.model_of(params)(stimulus, rid, behaviour)
+
+    # --- host-side helpers -------------------------------------------------------------------
+    def shard_batch(self, batches: dict) -> dict:
+        """Place numpy batches on the mesh, sharded along the batch axis."""
+        import jax
+
+        def put(x):
+            x = np.asarray(x)
+            return jax.make_array_from_callback(x.shape, self.batch_sharding, lambda idx: x[idx])
+
+        return {r: {k: put(v) for k, v in b.items()} for r, b in batches.items()}
+
+    def draw(self, data: dict[str, ScanData], step: int) -> dict:
+        rng = step_rng(self.cfg.seed, step)
+        o = self.cfg.train
+        return {r: sample_batch(data[r], rng, o.batch_size, o.clip_frames) for r in self.rids}
+
+    def step_key(self, step: int):
+        import jax
+
+        return jax.random.fold_in(jax.random.key(self.cfg.seed), step)
+
+    def step(self, batches: dict, step: int, lr: float) -> tuple[float, dict]:
+        """One optimiser step on numpy ``batches`` ({rid: batch}); returns (loss, parts)."""
+        import jax.numpy as jnp
+
+        self.params, self.opt_state, loss, aux = self._step(
+            self.params, self.opt_state, self.shard_batch(batches), self.step_key(step), jnp.float32(lr))
+        return float(loss), {k: float(v) for k, v in aux.items()}
+
+    def loss_and_grads(self, batches: dict, step: int):
+        """(loss, grads) at the current parameters (used by the multi-device test)."""
+        (loss, _), grads = self._loss_grad(self.params, self.shard_batch(batches), self.step_key(step))
+        return loss, grads
+
+    def validation_corr(self, val: dict[str, ScanData], params=None) -> float:
+        """Mean over scans of the mean per-neuron Pearson correlation on validation trials."""
+        from twin.train.evaluation import corr_per_neuron
+
+        params = self.params if params is None else params
+        scores = []
+        for r in self.rids:
+            if r not in val:
+                continue
+            pred = predict_trials(lambda s, b: self._predict(params, r, s, b), val[r], self.cfg.train.batch_size)
+            scores.append(np.nanmean(corr_per_neuron(pred, val[r].response, val[r].n_frames,
+                                                     self.cfg.train.burn_in)))
+        return float(np.mean(scores)) if scores else float("nan")
+
+
+def predict_trials(fn, data: ScanData, chunk: int) -> np.ndarray:
+    """Predictions (n_trial, T, N) for whole trials, ``chunk`` trials at a time."""
+    out = []
+    for i in range(0, len(data.stimulus), chunk):
+        sl = slice(i, i + chunk)
+        out.append(np.asarray(fn(data.stimulus[sl].astype(np.float32), data.behaviour(sl))))
+    return np.concatenate(out)
+
+
+# ------------------------------------------------------------------------------------------------
+def train(config: TrainConfig | str | os.PathLike, out_dir: str | os.PathLike, *,
+          overrides: list[str] | tuple[str, ...] = (), from_run: str | os.PathLike | None = None,
+          freeze: tuple[str, ...] | list[str] = (), force: bool = False, progress: bool = True,
+          stop_after: int | None = None) -> Path:
+    """Train a twin (or, with ``config.seeds``, an ensemble) into ``out_dir``; return ``out_dir``.
+
+    ``config`` is a TrainConfig or a TOML path (``overrides`` are dotted ``key=value``).
+    ``from_run`` + ``freeze=("core",)``: transfer from a trained run (its core and input
+    statistics; fresh readouts for this config's scans). An unfinished ``out_dir`` is resumed;
+    a finished one is refused unless ``force``. ``stop_after`` stops after that many steps of
+    this call, leaving the run unfinished and resumable (tests; like a kill after a checkpoint).
+    """
+    from twin.config import load_config
+
+    if not isinstance(config, TrainConfig):
+        config = load_config(config, TrainConfig, list(overrides))
+    elif overrides:
+        from twin.config import apply_overrides
+        config = from_dict(TrainConfig, apply_overrides(to_dict(config), list(overrides)))
+    bad = [f for f in freeze if f not in FREEZABLE]
+    if bad:
+        raise InputError(None, "--freeze", f"one of {list(FREEZABLE)}", bad[0])
+    if freeze and from_run is None:
+        raise InputError(None, "--freeze", "used together with --from RUN_DIR", "no --from")
+    out_dir = Path(out_dir)
+    if config.seeds:
+        return _train_ensemble(config, out_dir, from_run, tuple(freeze), force, progress, stop_after)
+    return _train_one(config, out_dir, from_run, tuple(freeze), force, progress, stop_after)
+
+
+def _prepare_dir(cfg: TrainConfig, out_dir: Path, force: bool, extra: dict) -> None:
+    resolved = {**to_dict(cfg), **extra}
+    if out_dir.exists() and rd.is_finished(out_dir):
+        if not force:
+            raise InputError(out_dir, "run directory", "a new or unfinished run (use --force to retrain)",
+                             "a finished run")
+        shutil.rmtree(out_dir)
+    cfg_path = out_dir / "run.json"
+    if cfg_path.is_file():
+        old = rd.read_json(cfg_path)
+        if old != json.loads(json.dumps(resolved, default=str)):
+            if not force:
+                raise InputError(out_dir, "config", "the same config as the unfinished run there "
+                                 "(use --force to start over)", "a different config")
+            shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg_path.is_file():
+        write_text_atomic(out_dir / "config.toml", rd.to_toml(to_dict(cfg)))
+        rd.write_json(cfg_path, resolved)
+
+
+def _train_ensemble(cfg, out_dir, from_run, freeze, force, progress, stop_after) -> Path:
+    if out_dir.exists() and rd.is_finished(out_dir) and not force:
+        raise InputError(out_dir, "run directory", "a new or unfinished run (use --force to retrain)",
+                         "a finished ensemble")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    members = []
+    for s in cfg.seeds:
+        member = out_dir / f"seed_{s}"
+        one = replace(cfg, seed=int(s), seeds=[])
+        if not (rd.is_finished(member) and not force):
+            _train_one(one, member, from_run, freeze, force, progress, stop_after)
+            if not rd.is_finished(member):
+                return out_dir  # stopped early (stop_after): resumable
+        members.append(member.name)
+    write_text_atomic(out_dir / "config.toml", rd.to_toml(to_dict(cfg)))
+    rd.write_json(out_dir / "model.json", {"kind": "ensemble", "members": members, "finished": True})
+    return out_dir
+
+
+def _checkpoints(out_dir: Path) -> list[Path]:
+    d = out_dir / "checkpoints"
+    return sorted(d.glob("step_*"), key=lambda p: int(p.name.split("_")[1])) if d.is_dir() else []
+
+
+def _train_one(cfg: TrainConfig, out_dir: Path, from_run, freeze, force, progress, stop_after) -> Path:
+    maybe_initialize_distributed(cfg)
+    import jax
+    from tqdm.auto import tqdm
+
+    from twin.model.twin_model import TwinModel
+
+    o = cfg.train
+    extra = {"from_run": None if from_run is None else str(Path(from_run).resolve()), "freeze": list(freeze)}
+    paths = resolve_recordings(cfg.data.recordings, cfg.data.include)
+    _prepare_dir(cfg, out_dir, force, extra)
+    lead = jax.process_index() == 0
+
+    metas, train_data, val_data = {}, {}, {}
+    for p in paths:
+        meta, tiers = load_scan(p)
+        if "train" not in tiers:
+            raise InputError(p, "tier", "some 'train' trials", "none")
+        metas[meta.recording_id], train_data[meta.recording_id] = meta, tiers["train"]
+        if "validation" in tiers:
+            val_data[meta.recording_id] = tiers["validation"]
+    rids = list(metas)
+    shapes = {m.image_shape for m in metas.values()}
+    rates = {m.frame_rate for m in metas.values()}
+    if len(shapes) > 1 or len(rates) > 1:
+        raise InputError(cfg.data.recordings[0], "data.recordings", "scans sharing one image shape and frame rate",
+                         f"shapes {sorted(shapes)}, rates {sorted(rates)}")
+    specs = [scan_spec(metas[r], train_data[r], cfg.model.readout.grid_predictor) for r in rids]
+
+    model_cfg = cfg.model
+    if from_run is not None:
+        from twin.model.load import load_twin_module
+
+        src, src_info = load_twin_module(from_run)
+        if src_info["image_shape"] != list(next(iter(shapes))):
+            raise InputError(from_run, "image_shape", f"{list(next(iter(shapes)))} like the new data",
+                             src_info["image_shape"])
+        src_cfg = from_dict(type(cfg.model), src_info["model_config"])
+        model_cfg = replace(cfg.model, core=src_cfg.core)
+        model = TwinModel(model_cfg, [], stimulus_mean=float(src.stim_mean[...]),
+                          stimulus_std=float(src.stim_std[...]), seed=cfg.seed)
+        model.core = src.core
+        for i, s in enumerate(specs):
+            model.add_scan(s, model_cfg, seed=cfg.seed * 1000 + i + 1)
+    else:
+        mean, std = stimulus_stats(list(train_data.values()))
+        model = TwinModel(model_cfg, specs, stimulus_mean=mean, stimulus_std=std, seed=cfg.seed)
+
+    trainer = Trainer(replace(cfg, model=model_cfg), model, rids, freeze)
+    # loop state; restored from the last checkpoint when resuming
+    state = {"step": 0, "best_score": -np.inf, "best_step": 0, "bad": 0, "plateau_bad": 0,
+             "lr_scale": 1.0, "stopped": 0}
+    best_params = jax.tree_util.tree_map(lambda x: x.copy(), trainer.params)
+    ckpts = _checkpoints(out_dir)
+    if ckpts:
+        target = {"params": trainer.params, "opt_state": trainer.opt_state, "best_params": trainer.params,
+                  "meta": {k: np.asarray(v) for k, v in state.items()}}
+        got = rd.restore_state(ckpts[-1], target)
+        trainer.params = jax.device_put(got["params"], trainer.replicated)
+        trainer.opt_state = jax.device_put(got["opt_state"], trainer.replicated)
+        best_params = jax.device_put(got["best_params"], trainer.replicated)
+        state = {k: v.item() for k, v in got["meta"].items()}
+    metrics_path = out_dir / "metrics.jsonl"
+    if lead:
+        kept = []
+        if metrics_path.is_file():
+            kept = [ln for ln in metrics_path.read_text().splitlines()
+                    if ln.strip() and json.loads(ln)["step"] <= state["step"]]
+        write_text_atomic(metrics_path, "".join(ln + "\n" for ln in kept))
+
+    def save_checkpoint():
+        tree = {"params": trainer.params, "opt_state": trainer.opt_state, "best_params": best_params,
+                "meta": {k: np.asarray(v) for k, v in state.items()}}
+        rd.save_state(out_dir / "checkpoints" / f"step_{state['step']:08d}", tree)
+        for old in _checkpoints(out_dir)[:-max(o.keep_checkpoints, 1)]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    log = open(metrics_path, "a") if lead else None
+    bar = tqdm(total=o.steps, initial=state["step"], desc=f"train {out_dir.name}", disable=not (progress and lead),
+               unit="step")
+    done_here = 0
+    try:
+        while state["step"] < o.steps and not state["stopped"]:
+            if stop_after is not None and done_here >= stop_after:
+                return out_dir
+            s = state["step"]
+            lr = lr_at(cfg, s, state["lr_scale"])
+            t0 = time.perf_counter()
+            loss, parts = trainer.step(trainer.draw(train_data, s), s, lr)
+            state["step"] = s + 1
+            done_here += 1
+            if not np.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at step {s}; lower train.lr")
+            rec = {"step": state["step"], "loss": loss, **parts, "lr": lr, "step_s": time.perf_counter() - t0}
+            if state["step"] % o.eval_every == 0 or state["step"] == o.steps:
+                score = trainer.validation_corr(val_data) if val_data else -loss
+                rec["val_corr"] = score
+                if score > state["best_score"] + 1e-6:
+                    state.update(best_score=score, best_step=state["step"], bad=0, plateau_bad=0)
+                    best_params = jax.tree_util.tree_map(lambda x: x.copy(), trainer.params)
+                else:
+                    state["bad"] += 1
+                    state["plateau_bad"] += 1
+                    if o.schedule == "plateau" and state["plateau_bad"] >= o.plateau_patience:
+                        state["lr_scale"] *= o.plateau_factor
+                        state["plateau_bad"] = 0
+                if state["bad"] >= o.early_stop_patience or state["lr_scale"] < o.min_lr_scale:
+                    state["stopped"] = 1
+            if log:
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", val=f"{state['best_score']:.3f}")
+            if state["step"] % o.checkpoint_every == 0 or state["stopped"] or state["step"] == o.steps:
+                save_checkpoint()
+    finally:
+        bar.close()
+        if log:
+            log.close()
+
+    if lead:
+        final = trainer.model_of(best_params)
+        _write_model(out_dir, final, cfg, model_cfg, metas, state, paths, extra)
+    return out_dir
+
+
+def _write_model(out_dir: Path, model, cfg: TrainConfig, model_cfg, metas, state, paths, extra) -> None:
+    import pandas as pd
+    from flax import nnx
+
+    from twin.provenance import provenance
+
+    _, full = nnx.split(model)
+    rd.save_state(out_dir / "params", nnx.to_pure_dict(full))
+    units = pd.concat([metas[r].units for r in metas], ignore_index=True)
+    tmp = out_dir / ".units.parquet.tmp"
+    units.to_parquet(tmp, index=False)
+    os.replace(tmp, out_dir / "units.parquet")
+    first = next(iter(metas.values()))
+    rd.write_json(out_dir / "provenance.json", provenance({**to_dict(cfg), **extra}, [str(p) for p in paths]))
+    rd.write_json(out_dir / "model.json", {
+        "kind": "single", "finished": True, "model_config": to_dict(model_cfg),
+        "scans": [{"recording_id": r, "n_units": int(len(metas[r].units))} for r in metas],
+        "frame_rate": first.frame_rate, "image_shape": list(first.image_shape),
+        "pixel_size_deg": first.pixel_size_deg, "burn_in": cfg.train.burn_in,
+        "best_step": int(state["best_step"]), "best_val_corr": float(state["best_score"]),
+        "steps_done": int(state["step"]), "seed": cfg.seed, **extra,
+    })
