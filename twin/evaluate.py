@@ -329,13 +329,15 @@ def _listed_recordings(run_dir: Path, recording_ids: Sequence[str]) -> list[Path
 def evaluate_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike,
                  recordings: Sequence[str | os.PathLike] | None = None,
                  truth: str | os.PathLike | None = None, *, batch_size: int = 8,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, model_scans_only: bool = False) -> dict[str, Any]:
     """``twin evaluate``: load the twin in ``run_dir`` (``twin.model.load_model``) and score it.
 
     ``recordings`` default to the simulator's ``truth/../recordings/<recording_id>.h5`` when
     ``truth`` (a ``twin simulate`` output folder) is given, else to the Recordings the run was
     trained on (``data.recordings`` of its config.toml, relative to the working directory). With ``truth`` the simulator's
     ground-truth model (``twin.simulate.load_truth_model``) is scored on the same trials.
+    ``model_scans_only`` drops given Recordings of scans the twin has no readout for (a pipeline
+    hands over every scan, some of them held out for transfer) instead of refusing them.
     """
     from twin.model import load_model
 
@@ -348,6 +350,8 @@ def evaluate_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike,
         from twin.simulate import load_truth_model
 
         truth_model = load_truth_model(truth)
+    if recordings and model_scans_only:
+        recordings = [r for r in recordings if Path(r).stem in set(model.recording_ids())]
     if not recordings:
         if truth is not None:
             recordings = [Path(truth) / "recordings" / f"{rid}.h5" for rid in model.recording_ids()

@@ -159,7 +159,7 @@ def evaluate_stage(cfg: PipelineConfig, data: str) -> Stage:
         truth = sim if (sim / "truth" / "params.json").is_file() else None
         recs = sorted((sim / "recordings").glob("*.h5"))
         s = evaluate_run(ctx.inputs["train"], ctx.out_dir, recordings=recs, truth=truth,
-                         batch_size=cfg.evaluate.batch_size, progress=ctx.progress)
+                         batch_size=cfg.evaluate.batch_size, progress=ctx.progress, model_scans_only=True)
         nm = s["stimulus_types"].get("natural_movie", {}).get("median", {})
         return {"median_correlation_to_average_natural_movie": nm.get("correlation_to_average")}
 

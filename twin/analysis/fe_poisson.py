@@ -1,0 +1,177 @@
+"""Poisson regression with one free intercept per presynaptic neuron (conditional likelihood).
+
+The synaptic-scale model of Ding et al. (2025) is the GLMM
+
+    n_synapses_i ~ Poisson(Ld_i * exp(a + b_g(i) + beta * x_i)),  b_g ~ N(0, s^2),
+
+with g = presynaptic neuron (within a projection). We estimate ``beta`` with the per-neuron
+intercepts b_g as *fixed* effects, profiled out exactly: conditional on a neuron's total
+synapse count n_g, its counts are multinomial with probabilities p_i = w_i / sum_g w_j,
+w_i = Ld_i exp(beta x_i), so the intercepts never need to be estimated (no incidental-parameter
+bias for the Poisson; Hausman, Hall & Griliches 1984). Why this estimator:
+
+- it targets the same slope as the random-intercept GLMM (with a log link, a random intercept
+  only shifts the intercept), but stays consistent when a neuron's intercept correlates with its
+  partners' similarity (e.g. neurons with big arbors or broad tuning), where the GLMM does not;
+- standard errors are a cluster-robust sandwich over presynaptic neurons (Wooldridge 1999's
+  robust fixed-effects Poisson) with the small-sample factor G/(G-1) and a t reference with G-1
+  degrees of freedom: valid under any within-neuron dependence, extra-Poisson variation or
+  neuron-to-neuron variation of the slope, which the GLMM's model-based errors are not;
+- it is exact and fast (Newton on beta with group sums; O(rows) per step), which the
+  calibration (experiments/analyze/calibration.py: coverage, null rate, power) needs.
+Neurons without any synapse carry no information on beta and drop out (their intercept is -inf).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class FEPoissonFit:
+    """Result of :func:`fit_poisson_fe` for k covariates.
+
+    beta (k,) log rate per unit covariate; cov_model / cov_cluster (k, k); n_groups = neurons
+    with >= 1 synapse (G); n_rows used; n_events = total count; converged; loglik (conditional).
+    """
+
+    beta: np.ndarray
+    cov_model: np.ndarray
+    cov_cluster: np.ndarray
+    n_groups: int
+    n_rows: int
+    n_events: int
+    converged: bool
+    loglik: float
+
+    def se(self, kind: str = "cluster") -> np.ndarray:
+        cov = self.cov_cluster if kind == "cluster" else self.cov_model
+        return np.sqrt(np.maximum(np.diag(cov), 0.0))
+
+    def df(self, kind: str = "cluster") -> float:
+        """Reference degrees of freedom: G - 1 for cluster errors, infinite for model errors."""
+        return float(max(self.n_groups - 1, 1)) if kind == "cluster" else np.inf
+
+    def inference(self, j: int = 0, kind: str = "cluster", level: float = 0.95) -> dict[str, float]:
+        """estimate, se, ci_low, ci_high, p (two-sided) for coefficient ``j``."""
+        b, s, df = float(self.beta[j]), float(self.se(kind)[j]), self.df(kind)
+        dist = stats.norm if not np.isfinite(df) else stats.t(df)
+        q = float(dist.ppf(0.5 + level / 2))
+        p = float(2 * dist.sf(abs(b) / s)) if s > 0 else float("nan")
+        return {"estimate": b, "se": s, "ci_low": b - q * s, "ci_high": b + q * s, "p": p}
+
+
+def _prepare(y, X, offset, groups):
+    y = np.asarray(y, np.float64)
+    X = np.asarray(X, np.float64).reshape(len(y), -1)
+    offset = np.asarray(offset, np.float64)
+    _, g = np.unique(np.asarray(groups), return_inverse=True)
+    totals = np.bincount(g, weights=y)
+    keep = totals[g] > 0                      # groups with no event carry no information
+    order = np.argsort(g[keep], kind="stable")
+    y, X, offset, g = y[keep][order], X[keep][order], offset[keep][order], g[keep][order]
+    _, g = np.unique(g, return_inverse=True)
+    starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+    return y, X, offset, g, starts
+
+
+def _group_probs(eta: np.ndarray, g: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Within-group softmax of eta: p_i = exp(eta_i) / sum_{j in g(i)} exp(eta_j)."""
+    m = np.maximum.reduceat(eta, starts)
+    w = np.exp(eta - m[g])
+    return w / np.add.reduceat(w, starts)[g]
+
+
+def _terms(beta, y, X, offset, g, starts, n_g):
+    p = _group_probs(offset + X @ beta, g, starts)
+    resid = y - n_g[g] * p                                  # (n,)
+    scores = np.add.reduceat(resid[:, None] * X, starts)    # (G, k) per-group score
+    xbar = np.add.reduceat(p[:, None] * X, starts)          # (G, k)
+    xx = np.add.reduceat(p[:, None, None] * X[:, :, None] * X[:, None, :], starts)
+    info = np.einsum("g,gjk->jk", n_g, xx - xbar[:, :, None] * xbar[:, None, :])
+    ll = float(np.sum(y * np.log(np.maximum(p, 1e-300))))
+    return ll, scores, info
+
+
+def fit_poisson_fe(y: np.ndarray, X: np.ndarray, offset: np.ndarray, groups: np.ndarray, *,
+                   max_iter: int = 100, tol: float = 1e-10) -> FEPoissonFit:
+    """Fit counts ``y`` (n,) on covariates ``X`` (n,) or (n, k) with ``offset`` (n,) (log Ld,
+    log um) and one free intercept per value of ``groups`` (n,) (presynaptic neuron ids).
+
+    Newton-Raphson on the conditional (multinomial) log likelihood with step halving.
+    Returns :class:`FEPoissonFit` (NaN beta when there is no within-group variation)."""
+    y, X, offset, g, starts = _prepare(y, X, offset, groups)
+    k, G = X.shape[1], len(starts)
+    n_g = np.add.reduceat(y, starts) if len(y) else np.zeros(0)
+    nan = np.full(k, np.nan)
+    if G == 0:
+        return FEPoissonFit(nan, np.full((k, k), np.nan), np.full((k, k), np.nan), 0, 0, 0, False, np.nan)
+    beta = np.zeros(k)
+    ll, scores, info = _terms(beta, y, X, offset, g, starts, n_g)
+    converged = False
+    for _ in range(max_iter):
+        grad = scores.sum(0)
+        try:
+            step = np.linalg.solve(info, grad)
+        except np.linalg.LinAlgError:
+            break
+        t = 1.0
+        while t > 1e-8:
+            new = beta + t * step
+            ll_new, s_new, i_new = _terms(new, y, X, offset, g, starts, n_g)
+            if ll_new >= ll - 1e-12 * abs(ll):
+                break
+            t /= 2
+        beta, ll, scores, info = new, ll_new, s_new, i_new
+        if np.max(np.abs(t * step)) < tol * (1 + np.max(np.abs(beta))):
+            converged = True
+            break
+    try:
+        bread = np.linalg.inv(info)
+    except np.linalg.LinAlgError:
+        return FEPoissonFit(nan, np.full((k, k), np.nan), np.full((k, k), np.nan), G, len(y),
+                            int(n_g.sum()), False, ll)
+    meat = scores.T @ scores
+    cov_cl = bread @ meat @ bread * (G / (G - 1) if G > 1 else np.nan)
+    return FEPoissonFit(beta, bread, cov_cl, G, len(y), int(n_g.sum()), converged, ll)
+
+
+def score_residuals(y: np.ndarray, offset: np.ndarray, groups: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Null (beta = 0) residuals r_i = y_i - n_g Ld_i / Ld_g and the group index, in input order.
+
+    The score statistic for a covariate x is U(x) = sum_i x_i r_i; within-group permutations of
+    x give its permutation null (see :func:`permutation_pvalue`)."""
+    y = np.asarray(y, np.float64)
+    _, g = np.unique(np.asarray(groups), return_inverse=True)
+    w = np.exp(np.asarray(offset, np.float64) - np.max(offset))
+    r = y - np.bincount(g, weights=y)[g] * w / np.bincount(g, weights=w)[g]
+    return r, g
+
+
+def permutation_pvalue(y: np.ndarray, x: np.ndarray, offset: np.ndarray, groups: np.ndarray,
+                       n_permutations: int, rng: np.random.Generator, batch: int = 64
+                       ) -> tuple[float, float]:
+    """Two-sided permutation p of the score statistic U = sum x_i r_i, shuffling ``x`` among the
+    rows of each group (a presynaptic neuron's partners with Ld > 0).
+
+    Returns (U observed, p = (1 + #{|U_perm| >= |U_obs|}) / (1 + n_permutations))."""
+    r, g = score_residuals(y, offset, groups)
+    order = np.argsort(g, kind="stable")
+    r, g, x = r[order], g[order], np.asarray(x, np.float64)[order]
+    u_obs = float(x @ r)
+    hits, done = 0, 0
+    tol = 1e-9 * (abs(u_obs) + np.abs(x).sum() * 1e-6 + 1e-12)
+    while done < n_permutations:
+        b = min(batch, n_permutations - done)
+        keys = rng.random((b, len(x))) + 2.0 * g[None, :]  # sorting keeps each group's block
+        u = x[np.argsort(keys, axis=1)] @ r
+        hits += int(np.sum(np.abs(u) >= abs(u_obs) - tol))
+        done += b
+    return u_obs, (1 + hits) / (1 + n_permutations)
+
+
+__all__ = ["FEPoissonFit", "fit_poisson_fe", "score_residuals", "permutation_pvalue"]
