@@ -149,3 +149,30 @@ def test_report_cli_writes_both_files_and_rejects_a_missing_folder(full_run, tmp
     assert main(["report", str(full_run), "--out", str(tmp_path / "r")]) == 2  # never overwrites silently
     assert "--force" in capsys.readouterr().err
     assert main(["report", str(full_run), "--out", str(tmp_path / "r"), "--force", "--bootstrap", "20"]) == 0
+
+
+def test_verdicts_skip_excluded_and_area_layer_tests_and_word_invariance_claims(tmp_path, run_factory):
+    from twin.report.sections_connectivity import invariance, verdicts
+    from twin.report.sources import Sources
+
+    root = run_factory(tmp_path / "run", ("analyze",))
+    res = json.loads((root / "analyze" / "results.json").read_text())
+    res["tests"] += [
+        {"name": "synaptic_scale/signal_correlation/V1 L4->V1 L5", "family": "synaptic_scale", "level": "area_layer",
+         "measure": "signal_correlation", "projection": "V1 L4->V1 L5", "estimate": 9.0, "p": 1e-9, "p_adj": 1e-9},
+        {"name": "synaptic_scale/feature_cosine/HVA->V1", "family": "synaptic_scale", "measure": "feature_cosine",
+         "projection": "HVA->V1", "estimate": None, "p": None, "included": False, "reason": "3 presynaptic neurons"},
+        {"name": "invariance/phase_invariance/post_minus_pre/V1->V1", "family": "invariance",
+         "measure": "phase_invariance", "estimate": -0.2, "ci_low": -0.3, "ci_high": -0.1, "p": 1e-4, "p_adj": 1e-3},
+        {"name": "invariance/phase_invariance/out_degree_poisson/all", "family": "invariance",
+         "measure": "pre_phase_invariance", "estimate": -0.5, "ci_low": -0.8, "ci_high": -0.2, "p": 1e-4,
+         "p_adj": 1e-3}]
+    (root / "analyze" / "results.json").write_text(json.dumps(res))
+    src = Sources(analyze=root / "analyze")
+    v = {x["hypothesis"]: x for x in verdicts(src).data["verdicts"]}
+    assert not any("V1 L4->V1 L5" in h for h in v) and not any("HVA->V1" in h and "eature" in h for h in v)
+    post = next(x for h, x in v.items() if "post_minus_pre" in h)
+    assert post["verdict"] == "not supported" and "opposite" in post["explanation"]
+    deg = next(x for h, x in v.items() if "out_degree" in h)
+    assert deg["verdict"] == "supported" and "less invariant" in deg["explanation"]
+    assert "3 presynaptic neurons" not in invariance(src).html

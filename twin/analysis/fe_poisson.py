@@ -20,6 +20,11 @@ bias for the Poisson; Hausman, Hall & Griliches 1984). Why this estimator:
 - it is exact and fast (Newton on beta with group sums; O(rows) per step), which the
   calibration (experiments/analyze/calibration.py: coverage, null rate, power) needs.
 Neurons without any synapse carry no information on beta and drop out (their intercept is -inf).
+
+Calibration at the published sample sizes (experiments/analyze/calibration.json, 200 simulations
+per projection): 95% CI coverage 0.939 (random intercepts) and 0.947 (plus correlated intercepts,
+random slopes, gamma-Poisson counts); p < 0.05 in 4.9% / 3.8% of 200 nulls per projection. A
+pooled GLM without neuron intercepts gives 15% / 88% false positives on the same data.
 """
 
 from __future__ import annotations

@@ -156,4 +156,5 @@ def _finish(df: pd.DataFrame, rng: np.random.Generator, measure: str, other_meas
     df["pre_out_degree"] = pd.Series(conn.astype(np.int64)).groupby(df["pre_pt_root_id"]).transform("sum")
 
 
-__all__ = ["synthetic_edges", "draw_projection", "PUBLISHED_N_PRE", "PUBLISHED_N_CONNECTED", "PUBLISHED_SLOPES", "MEASURE_DIST"]
+__all__ = ["synthetic_edges", "draw_projection", "PUBLISHED_N_PRE", "PUBLISHED_N_CONNECTED", "PUBLISHED_SLOPES",
+           "MEASURE_DIST"]

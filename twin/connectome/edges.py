@@ -34,13 +34,20 @@ INVARIANCE = ("phase_invariance", "bipartite_index", "vei_diversity")
 CC_ABS_MIN, CC_MAX_MIN = 0.2, 0.4
 IN_DOMAIN = "natural_movie"
 PROVENANCE_KEY = b"twin.provenance"
+SIM_CHUNK = 1 << 14  # pairs per pair_similarity gather: (chunk, features) float64 temporaries stay small
 
 
 def _open_profiles(profiles):
-    if profiles is None or not isinstance(profiles, (str, os.PathLike)):
-        return profiles
-    from twin.similarity import load_profiles
-    return load_profiles(profiles)
+    if profiles is None:
+        return None
+    if isinstance(profiles, (str, os.PathLike)):
+        from twin.similarity import load_profiles
+        prof, where = load_profiles(profiles), profiles
+    else:
+        prof, where = profiles, None
+    if "unit" not in prof.dims or "pt_root_id" not in prof.variables or prof["pt_root_id"].dims != ("unit",):
+        raise InputError(where, "pt_root_id", "a profile with dim 'unit' and a unit coordinate pt_root_id", "missing")
+    return prof
 
 
 def _open_metrics(metrics):
@@ -244,7 +251,7 @@ def build_edge_table(connectome: str | os.PathLike | ConnectomeTables, profiles:
     population = np.where(n_syn > 0, 0, np.where(ld > 0, 1, np.where(ld == 0, 2, -1)))
     out_degree = np.bincount(pre_pos[n_syn > 0], minlength=n_post)
 
-    df = pd.DataFrame({
+    df = pd.DataFrame(copy=False, data={
         "pre_pt_root_id": roots[pre_pos], "post_pt_root_id": roots[post_pos],
         "pre_recording_id": _categorical(rec_c[pre_pos], rec_cats), "pre_unit_id": unit_id[pre_pos],
         "post_recording_id": _categorical(rec_c[post_pos], rec_cats), "post_unit_id": unit_id[post_pos],
@@ -279,7 +286,7 @@ def build_edge_table(connectome: str | os.PathLike | ConnectomeTables, profiles:
             i, j = i_all[s:s + chunk_pairs], j_all[s:s + chunk_pairs]
             valid = (i >= 0) & (j >= 0)
             if valid.any():
-                sim = pair_similarity(prof, i[valid], j[valid], kinds, chunk=chunk_pairs)
+                sim = pair_similarity(prof, i[valid], j[valid], kinds, chunk=SIM_CHUNK)
                 for k in kinds:
                     cols[k][s:s + chunk_pairs][valid] = sim[k]
         for k in kinds:

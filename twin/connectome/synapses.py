@@ -2,15 +2,15 @@
 
 The MICrONS synapse table has ~337 million rows. :func:`synapse_counts` reads it through
 ``pyarrow.dataset``: only three columns (``pre_pt_root_id, post_pt_root_id, size``), rows
-filtered at read time by ``isin`` on the wanted root ids (parquet row groups whose statistics
-exclude them are skipped), streamed as record batches and aggregated per batch. Memory is bounded
-by the batch size times the read-ahead plus the number of distinct pairs found, never by the
-table. Parquet files or folders, feather/arrow IPC, CSV and DataFrames go through the same path.
+filtered at read time by ``isin`` on the wanted root ids inside pyarrow's C++ scanner, streamed
+as record batches and aggregated per batch. Memory is bounded by the batch size times the
+read-ahead plus the number of distinct pairs found, never by the table (parquet pre-buffering,
+which would hold a whole file's column chunks, is switched off). Parquet files or folders,
+feather/arrow IPC, CSV and DataFrames go through the same path.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterable
 
@@ -55,9 +55,10 @@ def as_dataset(source, role_columns: Iterable[str] = (PRE, POST, SIZE)):
         if c not in schema.names:
             raise InputError(where, c, f"a column '{c}'", "missing")
         t = schema.field(c).type
-        ok = pa.types.is_integer(t) if c != SIZE and c != "ld_um" else (pa.types.is_integer(t) or pa.types.is_floating(t))
+        numeric = c in (SIZE, "ld_um")
+        ok = pa.types.is_integer(t) or (numeric and pa.types.is_floating(t))
         if not ok:
-            raise InputError(where, c, "integer root ids" if c != SIZE else "numeric sizes", str(t))
+            raise InputError(where, c, "numbers" if numeric else "integer root ids", str(t))
     return dset
 
 
@@ -82,6 +83,8 @@ def scanner(source, pre_ids: Iterable[int] | None, post_ids: Iterable[int] | Non
             readahead: int = READAHEAD):
     """A ``pyarrow.dataset.Scanner`` yielding only ``columns`` of rows whose pre root id is in
     ``pre_ids`` and post root id in ``post_ids`` (None = any), in batches of <= ``batch_rows``."""
+    import pyarrow.dataset as ds
+
     columns = list(columns)
     dset = as_dataset(source, columns)
     filters = [f for f in (_id_filter(dset, PRE, _ids(pre_ids)), _id_filter(dset, POST, _ids(post_ids)))
@@ -89,8 +92,12 @@ def scanner(source, pre_ids: Iterable[int] | None, post_ids: Iterable[int] | Non
     expr = None
     for f in filters:
         expr = f if expr is None else expr & f
-    return dset.scanner(columns=columns, filter=expr, batch_size=int(batch_rows),
-                        batch_readahead=int(readahead), fragment_readahead=int(readahead), use_threads=True)
+    kw = {}
+    if isinstance(getattr(dset, "format", None), ds.ParquetFileFormat):
+        # pre-buffering would cache every row group of a file until the file is done: memory ~ table
+        kw["fragment_scan_options"] = ds.ParquetFragmentScanOptions(pre_buffer=False)
+    return dset.scanner(columns=columns, filter=expr, batch_size=int(batch_rows), batch_readahead=int(readahead),
+                        fragment_readahead=int(readahead), use_threads=True, **kw)
 
 
 class _PairAccumulator:

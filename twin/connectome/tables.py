@@ -174,7 +174,15 @@ def _split_position(df: pd.DataFrame, name: str, where: str) -> pd.DataFrame:
         raise InputError(where, name, f"a column of 3-vectors or columns {', '.join(split)}", "missing")
     values = df[name].to_numpy(object)
     try:
-        xyz = np.array([_vector(v) for v in values], np.float64).reshape(len(values), -1)
+        if len(values) and not isinstance(values[0], str):
+            try:  # fast path: a column of equal-length arrays or lists
+                xyz = np.stack([np.asarray(v, np.float64).ravel() for v in values])
+            except ValueError:  # ragged vectors: report below
+                xyz = np.array([_vector(v) for v in values], object)
+        else:
+            xyz = np.array([_vector(v) for v in values], np.float64).reshape(len(values), -1)
+        if xyz.dtype == object:
+            raise ValueError("ragged")
     except (TypeError, ValueError):
         raise InputError(where, name, "3-vectors of numbers", repr(values[0]) if len(values) else "?") from None
     if len(values) and xyz.shape[1] != 3:
@@ -312,7 +320,9 @@ def _lazy(value: TableSource, role: str, name: str, sources: dict[str, str]) -> 
     """A big table: check a DataFrame's columns, or a file's schema without reading rows."""
     if isinstance(value, pd.DataFrame):
         sources[name] = "<DataFrame>"
-        return validate_table(value, role, f"<{name} DataFrame>") if role == PROXIMITY else _check_frame(value, role, name)
+        if role == PROXIMITY:
+            return validate_table(value, role, f"<{name} DataFrame>")
+        return _check_frame(value, role, name)
     path = Path(value)
     validate_schema(open_dataset(path).schema, role, path)
     sources[name] = str(path)

@@ -52,13 +52,16 @@ class RFConfig:
 @dataclass(frozen=True)
 class MEIConfig:
     """Gradient ascent on a static image (shown as a clip of repeated frames)."""
-    n_steps: int = 200
-    lr: float = 0.05                # step as a fraction of the contrast norm per step
+    n_steps: int = 64
+    lr: float = 0.02                # final step, as a fraction of the contrast norm
+    lr_start: float = 1.0           # first step (cosine decay to lr); the start is near grey
+    init_contrast: float = 0.1      # start: random noise at this fraction of the norm
     rms_contrast: float = 0.25      # fixed L2 norm: RMS of (grey - 127.5) / 127.5
     jitter_px: int = 2
     blur_sigma_px: float = 1.0
-    n_frames: int = 12              # clip length incl. burn-in; the same image in every frame
+    n_frames: int = 8               # clip length incl. burn-in (at least burn-in + 1); one image
     unit_batch: int = 64            # neurons optimised together (one input per neuron)
+    chunk: int = 8                  # neurons per parameter group where cost grows with neurons
     n_random: int = 8               # random inputs of the same norm for the comparison
 
 
@@ -70,7 +73,7 @@ class VEIConfig:
     n_steps: int = 200
     lr: float = 0.05
     diversity_weight: float = 1.0
-    unit_batch: int = 16
+    unit_batch: int = 16            # neurons per wave (k images each); 0 = mei.unit_batch / k
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,8 @@ class ScanReadout(nnx.Module):
         self.grid_predictor = (MLP([3, rc.grid_predictor_hidden, rc.grid_predictor_hidden, 2], rng=rng,
                                    out_tanh=True) if rc.grid_predictor else None)
         sc, mc = cfg.shifter, cfg.modulator
-        self.shifter = (MLP([2] + [sc.hidden] * (sc.layers - 1) + [2], rng=rng, out_tanh=True)
+        # zero last layer: the shifter starts at identity (no shift), like the modulator's gain 1
+        self.shifter = (MLP([2] + [sc.hidden] * (sc.layers - 1) + [2], rng=rng, out_tanh=True, zero_last=True)
                         if sc.enabled else None)
         self.modulator = (MLP([2, mc.hidden, n_units], rng=rng, zero_last=True) if mc.enabled else None)
 

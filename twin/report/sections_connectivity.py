@@ -60,8 +60,25 @@ def normalise_tests(results: Any) -> list[dict[str, Any]]:
                 rec["ci_high"] if rec["ci_high"] is not None else ci[1]
         rec["name"] = str(r.get("name") or "/".join(str(x) for x in (rec["family"], rec["measure"],
                                                                         rec["projection"]) if x))
+        rec["level"] = r.get("level") or "projection"
+        rec["included"] = r.get("included", True) is not False
+        rec["reason"] = r.get("reason")
         out.append(rec)
     return out
+
+
+def headline(tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tests a reader is shown first: included ones at the projection level (area x layer
+    breakdowns and tests excluded by the inclusion rules are listed apart)."""
+    return [t for t in tests if t["included"] and t["level"] != "area_layer"]
+
+
+def _excluded_note(tests: list[dict[str, Any]]) -> str:
+    out = [t for t in tests if not t["included"] and t["level"] != "area_layer"]
+    if not out:
+        return ""
+    items = "; ".join(f"{t['name']}: {t['reason'] or 'excluded'}" for t in out)
+    return H.para(f"Not tested (published inclusion rules): {items}.")
 
 
 def _is_synaptic(t: dict[str, Any]) -> bool:
@@ -95,7 +112,8 @@ def slopes(src: Sources) -> Section:
     res = read_json(src.analyze / "results.json") if src.analyze else None
     if res is None:
         return Section.absent("slopes", title, "No analysis output (analyze/results.json) was found.")
-    tests = [t for t in normalise_tests(res) if _is_synaptic(t) and not _is_invariance(t)]
+    every = [t for t in normalise_tests(res) if _is_synaptic(t) and not _is_invariance(t)]
+    tests = headline(every)
     planted = planted_betas(read_json(src.data / "truth" / "params.json")) if src.is_simulated else {}
     rows = []
     for t in tests:
@@ -118,7 +136,7 @@ def slopes(src: Sources) -> Section:
                     "pairs with Ld > 0). Published: Ding et al. 2025 (RF distance ~0 there, with mixed signs)."
                     + (" planted: the simulator's beta per unit of TRUE signal correlation (the twin's "
                        "in-silico similarity is a noisy, rescaled estimate of it)." if planted else "")),
-             H.table(cols, [[r[c] for c in cols] for r in data["slopes"]])]
+             H.table(cols, [[r[c] for c in cols] for r in data["slopes"]]), _excluded_note(every)]
     frows = [{"label": f"{r['measure']} {r['projection']}", **r} for r in data["slopes"]]
     parts.append(H.figure(figures.forest(frows, "Synaptic-scale slopes"),
                           "Slopes with 95% CIs (circles) and published values (crosses)."))
@@ -211,20 +229,45 @@ def invariance(src: Sources) -> Section:
     res = read_json(src.analyze / "results.json") if src.analyze else None
     if res is None:
         return Section.absent("invariance", title, "No analysis output (analyze/results.json) was found.")
-    tests = [t for t in normalise_tests(res) if _is_invariance(t)]
+    every = [t for t in normalise_tests(res) if _is_invariance(t)]
+    tests = headline(every)
     if not tests:
-        return Section.absent("invariance", title, "results.json holds no invariance tests.")
+        return Section.absent("invariance", title, "results.json holds no invariance tests that passed the "
+                              "inclusion rules." if every else "results.json holds no invariance tests.")
     cols = ["name", "estimate", "ci_low", "ci_high", "p", "p_adj", "n_pre", "n_pairs"]
     data = clean({"status": "ok", "tests": [{c: t[c] for c in cols} for t in tests]})
-    html = H.table(cols, [[r[c] for c in cols] for r in data["tests"]])
+    html = H.table(cols, [[r[c] for c in cols] for r in data["tests"]]) + _excluded_note(every)
     return Section("invariance", title, data, html)
+
+
+# Invariance hypotheses (Ding, Tran et al. 2026): the sign each predicts, and what it means.
+_INVARIANCE_CLAIMS = (("connected_minus_adp", 1, "connected pairs have more similar {m} than axon-dendrite "
+                       "proximity controls"),
+                      ("post_minus_pre", 1, "postsynaptic neurons are more invariant ({m}) than their "
+                       "presynaptic inputs"),
+                      ("out_degree", -1, "less invariant neurons ({m}) form more outgoing connections"))
+
+
+def _invariance_verdict(t: dict[str, Any], est: float | None, p: float | None) -> tuple[str, str] | None:
+    for key, sign, claim in _INVARIANCE_CLAIMS:
+        if key in t["name"]:
+            text = claim.format(m=MEASURE_NAMES.get(str(t.get("measure")), str(t.get("measure"))))
+            if est is None or p is None:
+                return "inconclusive", "no estimate or p-value was reported"
+            if p >= ALPHA:
+                return "inconclusive", f"no significant effect at this sample size (hypothesis: {text})"
+            return ("supported", text) if est * sign > 0 else ("not supported", f"the opposite of: {text}")
+    return None
 
 
 def _verdict(t: dict[str, Any]) -> dict[str, Any]:
     p = t["p_adj"] if t["p_adj"] is not None else t["p"]
     est, measure = t["estimate"], str(t.get("measure") or "")
     expect_zero = measure == "rf_distance"
-    if est is None or p is None:
+    inv = _invariance_verdict(t, est, p) if _is_invariance(t) else None
+    if inv is not None:
+        status, text = inv
+    elif est is None or p is None:
         status, text = "inconclusive", "no estimate or p-value was reported"
     elif expect_zero:
         status = "supported" if p >= ALPHA else "not supported"
@@ -247,7 +290,7 @@ def verdicts(src: Sources) -> Section:
     res = read_json(src.analyze / "results.json") if src.analyze else None
     if res is None:
         return Section.absent("verdicts", title, "No analysis output, so no hypothesis was tested.")
-    tests = [t for t in normalise_tests(res) if _is_synaptic(t) or _is_invariance(t)]
+    tests = headline([t for t in normalise_tests(res) if _is_synaptic(t) or _is_invariance(t)])
     data = clean({"status": "ok", "alpha": ALPHA, "verdicts": [_verdict(t) for t in tests]})
     parts = [H.para(f"A hypothesis is supported when its Benjamini-Hochberg adjusted p is below {ALPHA} "
                     "with the predicted sign.")]

@@ -10,9 +10,9 @@ Branches are persistent random walks with nodes every ``node_spacing_um``.
 Ld follows :mod:`twin.connectome.proximity` exactly: both skeletons are cut into pieces of at
 most ``max_len_um`` with :func:`~twin.connectome.proximity.cut_edges`; a dendrite piece counts
 when its midpoint is within ``radius_um`` of an axon piece midpoint. Instead of one KD-tree
-query per pair, one tree holds all dendrite pieces and a dual-tree range search
-(``cKDTree.sparse_distance_matrix``) against the axon pieces of a chunk of cells visits only
-the pairs whose bounding boxes come within ``radius_um``.
+query per pair, one tree holds all dendrite pieces and a ball query finds, for points every
+few um along the axons, the dendrite pieces within reach (only nearby pairs are ever
+compared); each candidate is then checked exactly against the nearest axon piece of its edge.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ class Shape:
     axon_descend_um: float = 250.0
     axon_radius_um: float = 250.0
     inhibitory_axon_radius_um: float = 150.0
-    axon_branches: int = 8
+    axon_branches: int = 16
+    unproofread_axon_branches: int = 2
     long_range_probability: float = 0.3
     long_range_arbor_um: float = 150.0
     long_range_branches: int = 4
@@ -106,10 +107,10 @@ class _Builder:
                       np.searchsorted(cell[order], np.arange(n_cells + 1)))
 
 
-def _directions(n: int, rng: np.random.Generator, z_scale: float = 0.5, z_sign: float = 0.0) -> np.ndarray:
-    """Random unit vectors (n, 3), flattened in depth by ``z_scale``, pushed by ``z_sign``."""
+def _directions(n: int, rng: np.random.Generator, z_scale: float = 0.5) -> np.ndarray:
+    """Random unit vectors (n, 3), flattened in depth by ``z_scale``."""
     d = rng.standard_normal((n, 3))
-    d[:, 2] = d[:, 2] * z_scale + z_sign
+    d[:, 2] *= z_scale
     return d / np.linalg.norm(d, axis=1, keepdims=True)
 
 
@@ -132,11 +133,13 @@ def _line(a: np.ndarray, b: np.ndarray, n_steps: int) -> np.ndarray:
     return a[:, None] + f * (b - a)[:, None]
 
 
-def make_arbors(soma: np.ndarray, excitatory: np.ndarray, is_v1: np.ndarray, shape: Shape,
+def make_arbors(soma: np.ndarray, excitatory: np.ndarray, is_v1: np.ndarray, full_axon: np.ndarray, shape: Shape,
                 rng: np.random.Generator, targets: dict[bool, np.ndarray] | None = None) -> Arbors:
-    """Skeletons of every cell: ``soma`` (n, 3) um, ``excitatory`` and ``is_v1`` (n,) bool.
-    ``targets[True]`` / ``targets[False]``: (k, 3) um positions in V1 / the HVAs that long-range
-    axons of the other region may aim for (none when empty)."""
+    """Skeletons of every cell: ``soma`` (n, 3) um, ``excitatory``, ``is_v1`` and ``full_axon``
+    (n,) bool. Cells without ``full_axon`` (axons not proofread: in EM the rest of the axon is
+    split off into orphan fragments) keep the main axon and ``unproofread_axon_branches``
+    collaterals and no long-range branch. ``targets[True]`` / ``targets[False]``: (k, 3) um
+    positions in V1 / the HVAs that long-range axons from the other region aim for."""
     n = len(soma)
     sh, sp, w = shape, shape.node_spacing_um, shape.tortuosity
     steps = lambda length: max(int(np.ceil(length / sp)), 1)  # noqa: E731
@@ -170,6 +173,7 @@ def make_arbors(soma: np.ndarray, excitatory: np.ndarray, is_v1: np.ndarray, sha
     na = sh.axon_branches
     if na > 0:
         c = np.repeat(cells, na)
+        c = c[full_axon[c] | (np.tile(np.arange(na), n) < sh.unproofread_axon_branches)]
         k = rng.integers(0, n_main, len(c))
         s_col = steps(max(sh.axon_radius_um, sh.inhibitory_axon_radius_um))
         col_path = _walk(main_path[c, k], _directions(len(c), rng, 0.3), r_a[c], s_col, w, rng)
@@ -179,14 +183,14 @@ def make_arbors(soma: np.ndarray, excitatory: np.ndarray, is_v1: np.ndarray, sha
                                       max(s_col // 2, 1), w, rng), AXON, 0.3)
     # long-range axons: down to the white matter, across to a cell of the other region, up, arborise
     targets = targets or {}
-    lr = cells[excitatory & (rng.uniform(size=n) < sh.long_range_probability)]
+    lr = cells[excitatory & full_axon & (rng.uniform(size=n) < sh.long_range_probability)]
     lr = np.array([c for c in lr if len(targets.get(not is_v1[c], ())) > 0], np.int64)
     if len(lr):
         goal = np.empty((len(lr), 3))
         for region in (True, False):
             sel = is_v1[lr] != region  # cells of the other region aim at `region`
-            pool = targets[region]
-            goal[sel] = pool[rng.integers(0, len(pool), sel.sum())]
+            if sel.any():
+                goal[sel] = targets[region][rng.integers(0, len(targets[region]), sel.sum())]
         goal[:, :2] += rng.normal(0, 50.0, (len(lr), 2))
         goal[:, 2] = rng.uniform(100.0, 600.0, len(lr))
         start = main_path[lr, -1]
@@ -218,46 +222,76 @@ def pieces(arbors: Arbors, types: tuple[int, ...], max_len_um: float, c0: int = 
     return mid, length, owner
 
 
-def proximity_pairs(arbors: Arbors, radius_um: float = 5.0, max_len_um: float = 1.0,
-                    chunk_pieces: int = 1_500_000) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Ld of every (pre, post) cell pair, pre != post, with Ld > 0.
-
-    Returns ``(ld, near)``: ``ld`` has columns ``pre, post`` (cell indices) and ``ld_um``, sorted;
-    ``near`` has one row per dendrite piece near each pre axon: ``pre, post, length`` (um) and
-    ``dend_x/y/z``, ``axon_x/y/z`` (the piece midpoint and the nearest axon piece midpoint, um),
-    grouped by pair in ``ld``'s order."""
-    dmid, dlen, downer = pieces(arbors, DENDRITE_TYPES, max_len_um)
-    dtree = cKDTree(dmid)
-    n_cells = len(arbors.start) - 1
+def _axon_edges(arbors: Arbors, max_len_um: float) -> tuple[np.ndarray, ...]:
+    """Every axon edge: start a (e, 3), end b (e, 3), its number of pieces in ``cut_edges``
+    (ceil(len / max_len_um), at least 1) and its cell (e,)."""
     child = np.flatnonzero((arbors.type == AXON) & (arbors.parent >= 0))
-    edge = np.linalg.norm(arbors.xyz[child] - arbors.xyz[arbors.parent[child]], axis=1)
-    per_cell = np.bincount(arbors.cell[child], np.maximum(np.ceil(edge / max_len_um), 1), minlength=n_cells)
-    cum = np.cumsum(per_cell)
+    a, b = arbors.xyz[arbors.parent[child]], arbors.xyz[child]
+    n = np.maximum(np.ceil(np.linalg.norm(b - a, axis=1) / max_len_um).astype(np.int64), 1)
+    return a, b, n, arbors.cell[child]
+
+
+def proximity_pairs(arbors: Arbors, radius_um: float = 5.0, max_len_um: float = 1.0, search_step_um: float = 5.0,
+                    chunk_edges: int = 100_000, workers: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ld of every (pre, post) cell pair, pre != post, with Ld > 0 (as ``proximity_table``).
+
+    Search: points every <= ``search_step_um`` along each axon edge are matched (KD-tree ball
+    query, radius ``radius_um + search_step_um / 2``, ``workers`` threads) with the dendrite
+    piece midpoints, so only nearby pairs are ever compared; each
+    candidate is then checked exactly against the nearest axon piece midpoint of that edge
+    (pieces are equally spaced on the edge, so it is the one whose slot holds the projection).
+    Returns ``(ld, near)``: ``ld`` has columns ``pre, post`` (cell indices) and ``ld_um``, sorted;
+    ``near`` has one row per dendrite piece within ``radius_um`` of a pre axon: ``pre, post,
+    length`` (um), ``dend_x/y/z`` (piece midpoint, um) and ``axon_x/y/z`` (nearest axon piece
+    midpoint, um), float32, in ``ld``'s pair order."""
+    n_cells = len(arbors.start) - 1
+    parts = [pieces(arbors, DENDRITE_TYPES, max_len_um, c, min(c + 500, n_cells)) for c in range(0, n_cells, 500)]
+    dmid, dlen, downer = (np.concatenate(x) for x in zip(*parts)) if parts else (
+        np.zeros((0, 3)), np.zeros(0), np.zeros(0, np.int64))
+    del parts
+    dtree = cKDTree(dmid)
+    a, b, n_piece, owner = _axon_edges(arbors, max_len_um)
+    ab = b - a
+    ab2 = np.maximum((ab ** 2).sum(1), 1e-300)
+    m = np.maximum(np.ceil(np.sqrt(ab2) / search_step_um).astype(np.int64), 1)  # search points per edge
+    reach = radius_um + search_step_um / 2
     out = []
-    c0 = 0
-    while c0 < n_cells:
-        c1 = max(int(np.searchsorted(cum, cum[c0] - per_cell[c0] + chunk_pieces, side="right")), c0 + 1)
-        amid, _, aowner = pieces(arbors, (AXON,), max_len_um, c0, c1)
-        c0 = c1
-        if len(amid) == 0 or len(dmid) == 0:
+    for e0 in range(0, len(a), chunk_edges):
+        e = np.repeat(np.arange(e0, min(e0 + chunk_edges, len(a))), m[e0:e0 + chunk_edges])
+        k = np.arange(len(e)) - np.repeat(np.cumsum(m[e0:e0 + chunk_edges]) - m[e0:e0 + chunk_edges],
+                                          m[e0:e0 + chunk_edges])
+        pts = a[e] + ((k + 0.5) / m[e])[:, None] * ab[e]
+        if len(pts) == 0 or len(dmid) == 0:
             continue
-        hits = cKDTree(amid).sparse_distance_matrix(dtree, radius_um, output_type="ndarray")
-        i, j, v = hits["i"], hits["j"], hits["v"]
-        pre = aowner[i]
-        ok = pre != downer[j]
-        i, j, v, pre = i[ok], j[ok], v[ok], pre[ok]
-        key = pre * len(dmid) + j
-        order = np.lexsort((v, key))
-        first = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(order) else order
-        out.append(pd.DataFrame({"pre": pre[first], "j": j[first], "axon_x": amid[i[first], 0],
-                                 "axon_y": amid[i[first], 1], "axon_z": amid[i[first], 2]}))
-    near = pd.concat(out, ignore_index=True) if out else pd.DataFrame(
-        {"pre": np.zeros(0, np.int64), "j": np.zeros(0, np.int64), **{f"axon_{a}": np.zeros(0) for a in "xyz"}})
-    j = near.pop("j").to_numpy()
-    near.insert(1, "post", downer[j])
-    near.insert(2, "length", dlen[j])
-    for k, a in enumerate("xyz"):
-        near.insert(3 + k, f"dend_{a}", dmid[j, k])
-    near = near.sort_values(["pre", "post"], kind="stable", ignore_index=True)
-    ld = near.groupby(["pre", "post"], sort=True).length.sum().rename("ld_um").reset_index()
+        hits = dtree.query_ball_point(pts, reach, workers=workers)
+        size = np.fromiter((len(h) for h in hits), np.int64, len(hits))
+        e, j = np.repeat(e, size), np.concatenate(hits).astype(np.int64) if size.sum() else np.zeros(0, np.int64)
+        pre = owner[e]
+        keep = pre != downer[j]
+        e, j, pre = e[keep], j[keep], pre[keep]
+        # exact: the nearest piece midpoint of edge e to dendrite piece j
+        t = ((dmid[j] - a[e]) * ab[e]).sum(1) / ab2[e]
+        slot = np.clip(np.floor(t * n_piece[e]), 0, n_piece[e] - 1)
+        p = a[e] + ((slot + 0.5) / n_piece[e])[:, None] * ab[e]
+        d = np.sqrt(((dmid[j] - p) ** 2).sum(1))
+        ok = d < radius_um  # cKDTree.query's distance_upper_bound is strict
+        pre, j, p = pre[ok], j[ok], p[ok]
+        _, first = np.unique(pre * len(dmid) + j, return_index=True)  # one near axon point per (pre, piece)
+        out.append((pre[first], j[first], p[first].astype(np.float32)))
+    pre, j, p = (np.concatenate(x) for x in zip(*out)) if out else (
+        np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.float32))
+    # a (pre, piece) found from two chunks (a cell's edges split between them) counts once
+    _, first = np.unique(pre * len(dmid) + j, return_index=True)
+    pre, j, p = pre[first], j[first], p[first]
+    post = downer[j]
+    order = np.lexsort((post, pre))
+    pre, j, p, post = pre[order], j[order], p[order], post[order]
+    new = np.r_[True, (pre[1:] != pre[:-1]) | (post[1:] != post[:-1])] if len(pre) else np.zeros(0, bool)
+    first = np.flatnonzero(new)
+    ld = pd.DataFrame({"pre": pre[first].astype(np.int64), "post": post[first].astype(np.int64),
+                       "ld_um": np.add.reduceat(dlen[j], first) if len(first) else np.zeros(0)})
+    dm = dmid[j].astype(np.float32)
+    near = pd.DataFrame({"pre": pre.astype(np.int32), "post": post.astype(np.int32),
+                         "length": dlen[j].astype(np.float32), "dend_x": dm[:, 0], "dend_y": dm[:, 1],
+                         "dend_z": dm[:, 2], "axon_x": p[:, 0], "axon_y": p[:, 1], "axon_z": p[:, 2]})
     return ld, near

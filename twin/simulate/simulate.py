@@ -24,6 +24,7 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
+from twin.config import to_dict
 from twin.data.recording import make_recording, write_recording
 from twin.io import atomic_path, write_text_atomic
 from twin.provenance import provenance
@@ -93,9 +94,10 @@ def calibrate(units: pd.DataFrame, cfg: SimConfig, battery: np.ndarray, burn_in:
 
 def _params_json(cfg: SimConfig, burn_in: int, default_behaviour: dict[str, Any]) -> dict[str, Any]:
     c = config_dict(cfg)
+    ccfg = connectome_config(cfg)  # the resolved connectome config (every field, planted betas)
     return {"seed": cfg.seed, "config": c, "stimulus": c["stimulus"], "behaviour": c["behaviour"],
             "burn_in": burn_in, "default_behaviour": default_behaviour,
-            "connectome": c["connectome"],
+            "connectome": c["connectome"] if ccfg is None else to_dict(ccfg),
             "response_units": "expected events per frame at stimulus.frame_rate",
             "eye_position_units": "degrees (x right, y up); the retina sees screen(x + eye * eye_shift_gain)"}
 
@@ -164,10 +166,15 @@ def simulate(config: SimConfig, out_dir: str | os.PathLike, *, progress: bool = 
         if (tmp / "connectome").exists():
             shutil.rmtree(tmp / "connectome")
         (tmp / "connectome").mkdir()
+        skeletons = tables.pop("skeletons", None)
         for name, table in tables.items():
             table.to_parquet(tmp / "connectome" / f"{name}.parquet", index=False)
         units["has_proofread_axon"] = _proofread(units, tables)
         summary["connectome"] = {name: len(t) for name, t in tables.items()}
+        if skeletons is not None:
+            from twin.simulate.connectome import write_skeleton_files
+
+            summary["connectome"]["skeletons"] = len(write_skeleton_files(skeletons, tmp / "connectome" / "skeletons"))
     else:
         summary["connectome"] = "not written: twin.simulate.connectome is not available"
     units.to_parquet(tmp / "truth" / "units.parquet", index=False)

@@ -1,0 +1,366 @@
+"""Pure-JAX access to a ResponseModel's neurons, arranged so each model pass serves many neurons.
+
+Every in-silico experiment runs through :func:`plans`: a :class:`Plan` is a pure function
+``fn(params_g, stimulus (B, T, H, W)) -> (B, T, n_cols)`` plus parameters stacked over ``G``
+groups (leading axis) and ``rows`` (G, n_cols): the unit-table row each output column answers
+(-1 = padding). Jitted computations take the parameters as arguments, so one compilation per
+input shape serves every group, batch, scan and ensemble member.
+
+Fast paths, chosen by what the model is (anything else goes through the protocol):
+
+* **trained twins** (``twin.model``: single or ensemble): one core pass per stimulus serves the
+  readouts of every scan; ensemble members are ``vmap``-ped over their stacked parameters (one
+  trace, the ensemble mean). One group holds every unit (a readout is cheap next to the core).
+* **the simulator's planted neurons** (``twin.simulate.TruthModel``): neurons are independent
+  functions of the stimulus, so a group is any subset of neurons of any scans (each scan's
+  typical behaviour folded into a per-neuron gain). Shared stimuli use one group of every unit;
+  per-neuron inputs (``mode="unit"``: MEIs, VEIs, gradients) use groups of ``chunk`` neurons
+  (textured = bipartite neurons kept apart so all groups of a family share shapes), so the cost
+  grows with images x chunk, not images x scan size.
+* **any other ResponseModel**: one plan per scan through ``model.predict``.
+
+Per-neuron work is done in *waves* (:func:`waves`): ``W`` groups x ``m`` columns at a time, of a
+fixed shape per plan (the last one padded), each column with its own ``k`` inputs.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from twin.errors import InputError
+from twin.insilico.common import by_scan
+
+
+@dataclass
+class Plan:
+    """``fn(params_g, stimulus) -> (B, T, n_cols)``; ``params`` stacked over groups (leading
+    axis G); ``rows`` (G, n_cols) unit-table rows of the columns (-1 = padding)."""
+
+    fn: Callable
+    params: Any
+    rows: np.ndarray
+    name: str
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.rows.shape[0])
+
+    def take(self, groups) -> Any:
+        """Parameters of ``groups`` (int or int array), still stacked when an array."""
+        import jax
+
+        return jax.tree.map(lambda a: a[groups], self.params)
+
+    def jit(self, key, build: Callable[[], Callable]) -> Callable:
+        """A jitted function built once per plan and ``key`` (``build()`` -> the function)."""
+        import jax
+
+        if key not in self.cache:
+            self.cache[key] = jax.jit(build())
+        return self.cache[key]
+
+
+def _stack(trees: list) -> Any:
+    import jax
+    import jax.numpy as jnp
+
+    return jax.tree.map(lambda *a: jnp.stack([jnp.asarray(x) for x in a]), *trees)
+
+
+# ---------------------------------------------------------------- trained twins
+def _twin_nets(model) -> list | None:
+    """The nnx networks of a trained twin (single: [net]; ensemble: the members') or None."""
+    members = getattr(model, "members", None)
+    ms = list(members) if members is not None else [model]
+    nets = []
+    for m in ms:
+        net = getattr(m, "model", None)
+        if net is None or not callable(getattr(net, "features", None)) or not callable(getattr(net, "readout", None)):
+            return None
+        nets.append(net)
+    return nets
+
+
+def _twin_plan(model, units: pd.DataFrame) -> Plan | None:
+    nets = _twin_nets(model)
+    if not nets:
+        return None
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    gds, states = zip(*(nnx.split(n) for n in nets))
+    gd = gds[0]
+    try:
+        if any(g != gd for g in gds[1:]):
+            return None
+        stacked = _stack(list(states))
+    except (TypeError, ValueError):
+        return None
+    sel = [(rid, np.asarray(idx)) for rid, _, idx in by_scan(units)]
+    order = np.concatenate([rows for _, rows, _ in by_scan(units)])
+
+    def fn(params, x):
+        def one(st):
+            net = nnx.merge(gd, st)
+            f = net.features(x)
+            return jnp.concatenate([net.readout(f, rid)[..., idx] for rid, idx in sel], -1)
+
+        return jnp.mean(jax.vmap(one)(params), 0)
+
+    return Plan(fn, jax.tree.map(lambda a: a[None], stacked), order[None].astype(np.int64), "twin")
+
+
+# ---------------------------------------------------------------- planted neurons
+def _truth_parts(model):
+    try:
+        from twin.simulate import neurons
+        from twin.simulate.truth import TruthModel
+    except ImportError:  # pragma: no cover - simulator absent
+        return None
+    if not isinstance(model, TruthModel):
+        return None
+    return neurons
+
+
+def _truth_plan(model, units: pd.DataFrame, mode: str, chunk: int) -> list[Plan] | None:
+    """Planted neurons as parameter sets (see the module docstring); one plan per family."""
+    neurons = _truth_parts(model)
+    if neurons is None:
+        return None
+    import jax.numpy as jnp
+
+    beh = model._beh
+    pm, psd = float(beh["pupil_mean_px"]), float(beh["pupil_sd_px"])
+    frames = []
+    for rid, rows, idx in by_scan(units):
+        t = model.units(rid).iloc[idx].copy()
+        d = model._default.get(rid, {"running": 0.0, "pupil": pm})
+        g = neurons.gain({"beta_running": jnp.asarray(t.beta_running.to_numpy(np.float32)),
+                          "beta_pupil": jnp.asarray(t.beta_pupil.to_numpy(np.float32))},
+                         jnp.full((1, 1), float(d["running"]), jnp.float32),
+                         jnp.full((1, 1), float(d["pupil"]), jnp.float32), pm, psd)
+        t["_gain"] = np.asarray(g, np.float32).reshape(-1)
+        t["_row"] = rows
+        frames.append(t)
+    table = pd.concat(frames, ignore_index=True)
+
+    def build(t: pd.DataFrame) -> dict:
+        p = neurons.build_params(t, model.image_shape, model.pixel_size_deg, model.frame_rate)
+        p = {k: np.asarray(v) for k, v in p.items()}
+        p["_gain"] = t["_gain"].to_numpy(np.float32)
+        return p
+
+    def fn(p, x):
+        b, t = x.shape[:2]
+        r = neurons.respond(p, x, jnp.zeros((b, t), jnp.float32), jnp.full((b, t), pm, jnp.float32), None, pm, psd)
+        return r * p["_gain"]
+
+    if mode == "stimulus":
+        return [Plan(fn, _stack([build(table)]), table["_row"].to_numpy(np.int64)[None], "truth")]
+    out = []
+    textured = table.texture_weight.to_numpy() > 0
+    for fam in (False, True):
+        t = table[textured == fam]
+        if not len(t):
+            continue
+        c = max(1, min(int(chunk), len(t)))
+        parts, rows = [], []
+        for s in range(0, len(t), c):
+            part = t.iloc[s:s + c]
+            r = part["_row"].to_numpy(np.int64)
+            if len(part) < c:   # pad with copies of the chunk's first neuron (ignored columns)
+                part = pd.concat([part] + [part.iloc[:1]] * (c - len(part)), ignore_index=True)
+                r = np.concatenate([r, -np.ones(c - len(r), np.int64)])
+            parts.append(build(part))
+            rows.append(r)
+        out.append(Plan(fn, _stack(parts), np.stack(rows), f"truth-{'textured' if fam else 'plain'}"))
+    return out
+
+
+# ---------------------------------------------------------------- any ResponseModel
+def _generic_plans(model, units: pd.DataFrame) -> list[Plan]:
+    import jax.numpy as jnp
+
+    out = []
+    for rid, rows, idx in by_scan(units):
+        # build any lazily cached model state outside a trace (it must not capture tracers)
+        h, w = model.image_shape
+        model.predict(jnp.full((1, int(model.burn_in) + 1, h, w), 127.5, jnp.float32), rid)
+        ix = np.asarray(idx)
+
+        def fn(p, x, rid=rid, ix=ix):
+            return model.predict(x, rid)[..., ix]
+
+        out.append(Plan(fn, jnp.zeros((1,), jnp.float32), np.asarray(rows, np.int64)[None], f"scan {rid}"))
+    return out
+
+
+def plans(model, units: pd.DataFrame, mode: str = "stimulus", chunk: int = 8) -> list[Plan]:
+    """Plans answering for every row of ``units`` (:func:`twin.insilico.common.unit_table`).
+
+    Args:
+      mode: ``"stimulus"`` (the same stimuli for every neuron: fewest model passes) or
+        ``"unit"`` (per-neuron inputs: small groups where neurons are independent).
+      chunk: neurons per group in ``"unit"`` mode for models whose cost grows with neurons.
+    """
+    if mode not in ("stimulus", "unit"):
+        raise ValueError(f"mode must be 'stimulus' or 'unit', got {mode!r}")
+    if not len(units):
+        raise InputError(None, "units", "at least one neuron", 0)
+    # cached per model and unit selection, so jitted functions (Plan.jit) are reused across
+    # the experiments of a battery
+    key = (mode, int(chunk) if mode == "unit" else 0,
+           hash(tuple(zip(units["recording_id"].astype(str), units["index"].astype(int)))))
+    try:
+        per_model = _PLANS.setdefault(model, {})
+    except TypeError:   # not weak-referenceable: no cache
+        per_model = {}
+    if key not in per_model:
+        p = _twin_plan(model, units)
+        if p is not None:
+            per_model[key] = [p]
+        else:
+            t = _truth_plan(model, units, mode, chunk)
+            per_model[key] = t if t is not None else _generic_plans(model, units)
+    return per_model[key]
+
+
+_PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+# ---------------------------------------------------------------- shared stimuli
+def iter_responses(model, units: pd.DataFrame, stimuli: np.ndarray, batch: int = 16,
+                   plan_list: list[Plan] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(first_clip, responses (b, T, n_units))`` float32 over ``stimuli`` (n, T, H, W)
+    grey levels, in fixed-size batches (the last padded: one compilation), columns in the order
+    of ``units``; every plan/group answers from the same batch."""
+    import jax.numpy as jnp
+
+    if stimuli.ndim != 4 or tuple(stimuli.shape[2:]) != tuple(model.image_shape):
+        raise InputError(None, "stimulus", f"(clips, time, {model.image_shape[0]}, {model.image_shape[1]})",
+                         stimuli.shape)
+    pl = plans(model, units, "stimulus") if plan_list is None else plan_list
+    n = len(stimuli)
+    batch = max(1, min(int(batch), n))
+    for s in range(0, n, batch):
+        chunk = np.asarray(stimuli[s:s + batch], np.float32)
+        pad = batch - len(chunk)
+        if pad:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
+        x = jnp.asarray(chunk)
+        out = np.zeros((batch - pad, chunk.shape[1], len(units)), np.float32)
+        for p in pl:
+            f = p.jit("forward", lambda p=p: p.fn)
+            for g in range(p.n_groups):
+                r = np.asarray(f(p.take(g), x))[:batch - pad]
+                ok = p.rows[g] >= 0
+                out[..., p.rows[g][ok]] = r[..., ok]
+        yield s, out
+
+
+def predict_all(model, units: pd.DataFrame, stimuli: np.ndarray, batch: int = 16) -> np.ndarray:
+    """All of :func:`iter_responses` concatenated: (n_clips, T, n_units) float32."""
+    return np.concatenate([r for _, r in iter_responses(model, units, stimuli, batch)])
+
+
+# ---------------------------------------------------------------- per-neuron inputs
+@dataclass
+class Wave:
+    """``groups`` (W,) of a plan and ``cols`` (W, m) of their outputs; ``rows`` (W, m) the
+    unit-table rows (-1 = padding, a copy of a real column)."""
+
+    plan: Plan
+    groups: np.ndarray
+    cols: np.ndarray
+    rows: np.ndarray
+
+
+def waves(plan: Plan, size: int) -> list[Wave]:
+    """Fixed-shape waves of about ``size`` units over every real column of ``plan``."""
+    size = max(1, int(size))
+    out = []
+    if plan.n_groups == 1:
+        valid = np.flatnonzero(plan.rows[0] >= 0)
+        m = min(size, len(valid))
+        for s in range(0, len(valid), m):
+            c = valid[s:s + m]
+            r = plan.rows[0][c]
+            if len(c) < m:
+                r = np.concatenate([r, -np.ones(m - len(c), np.int64)])
+                c = np.concatenate([c, np.repeat(c[-1:], m - len(c))])
+            out.append(Wave(plan, np.zeros(1, np.int64), c[None], r[None]))
+        return out
+    m = plan.rows.shape[1]
+    w = max(1, min(size // m, plan.n_groups))
+    for s in range(0, plan.n_groups, w):
+        g = np.arange(s, min(s + w, plan.n_groups))
+        r = plan.rows[g]
+        if len(g) < w:
+            r = np.concatenate([r, -np.ones((w - len(g), m), np.int64)])
+            g = np.concatenate([g, np.repeat(g[-1:], w - len(g))])
+        out.append(Wave(plan, g, np.tile(np.arange(m), (w, 1)), r))
+    return out
+
+
+def unit_waves(model, units: pd.DataFrame, size: int, chunk: int = 8) -> list[Wave]:
+    """Every unit of ``units`` once, in waves of about ``size`` units (``"unit"``-mode plans)."""
+    return [w for p in plans(model, units, "unit", chunk) for w in waves(p, size)]
+
+
+def own_response_fn(plan: Plan, burn_in: int, n_frames: int) -> Callable:
+    """``f(params (W,...), cols (W, M), c (W, M, H, W) contrast) -> (W, M)``: mean scored rate of
+    column ``cols[w, i]`` of group ``w`` to the static image ``c[w, i]`` shown ``n_frames`` frames."""
+    import jax
+    import jax.numpy as jnp
+
+    b = int(burn_in)
+
+    def one(p, cols, c):
+        clip = jnp.broadcast_to((c + 127.5)[:, None], (c.shape[0], n_frames) + c.shape[1:])
+        r = plan.fn(p, clip)[:, b:, :]
+        return jnp.take_along_axis(r, cols[:, None, None], axis=2)[:, :, 0].mean(1)
+
+    return jax.vmap(one)
+
+
+def own_responses(model, units: pd.DataFrame, images: np.ndarray, n_frames: int, batch: int = 64,
+                  chunk: int = 8) -> np.ndarray:
+    """Mean scored rate of each unit to its own static images.
+
+    Args:
+      images: (n_units, k, H, W) grey levels; ``images[u]`` are unit row ``u``'s images.
+      n_frames: clip length (burn-in included; at least burn-in + 1).
+      batch: images per model call (about).
+    Returns:
+      (n_units, k) float64.
+    """
+    import jax.numpy as jnp
+
+    from twin.insilico.common import static_frames
+
+    n, k = images.shape[:2]
+    T = static_frames(model, n_frames)
+    out = np.zeros((n, k))
+    for wv in unit_waves(model, units, max(1, batch // k), chunk):
+        f = wv.plan.jit(("own", T), lambda p=wv.plan: own_response_fn(p, model.burn_in, T))
+        rows = np.where(wv.rows >= 0, wv.rows, _first_valid(wv.rows))
+        c = np.asarray(images, np.float32)[rows] - 127.5                    # (W, m, k, H, W)
+        W, m = rows.shape
+        cols = np.repeat(wv.cols, k, axis=1)
+        r = np.asarray(f(wv.plan.take(wv.groups), jnp.asarray(cols), jnp.asarray(c.reshape((W, m * k) + c.shape[3:]))))
+        r = r.reshape(W, m, k)
+        ok = wv.rows >= 0
+        out[wv.rows[ok]] = r[ok]
+    return out
+
+
+def _first_valid(rows: np.ndarray) -> int:
+    v = rows[rows >= 0]
+    return int(v[0]) if len(v) else 0
