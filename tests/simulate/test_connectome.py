@@ -13,8 +13,7 @@ from twin.connectome.proximity import proximity_table, read_skeleton_dir
 from twin.errors import InputError
 from twin.simulate.connectome import BETA, ConnectomeConfig, simulate_connectome, write_skeleton_files
 
-# twin.simulate.simulate is imported inside the tests: importing that submodule at collection time
-# would replace the package attribute ``twin.simulate.simulate`` (the function) for later modules.
+# The simulator module (twin.simulate.mouse) is imported inside the tests, where it is used.
 NEURON_COLUMNS = ["pt_root_id", "nucleus_id", "recording_id", "session", "scan_idx", "unit_id", "area", "layer",
                   "cortical_x", "cortical_y", "cortical_z", "excitatory", "cell_class", "cell_type",
                   "phase_invariance", "bipartite_index"]
@@ -247,7 +246,7 @@ def test_config_fills_missing_betas_and_rejects_bad_values_naming_the_key():
 
 def test_simulate_tiny_writes_every_connectome_table_skeletons_and_the_resolved_config(tmp_path):
     from twin.simulate import preset
-    from twin.simulate.simulate import NEURON_COLUMNS as USED, simulate
+    from twin.simulate.mouse import NEURON_COLUMNS as USED, simulate
 
     assert USED == NEURON_COLUMNS
     out = simulate(preset("tiny", ["connectome.write_skeletons=true", "connectome.beta.HVA->V1=0.5"]),

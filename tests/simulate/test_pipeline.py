@@ -122,7 +122,7 @@ def test_sensorium_export_imports_back_like_user_data(tmp_path):
 
 @pytest.mark.slow
 def test_an_interrupted_simulation_resumes_from_finished_scans_with_identical_numbers(tmp_path, monkeypatch):
-    import twin.simulate.simulate as sim
+    import twin.simulate.mouse as sim
 
     cfg = preset("tiny", SMALL + ["population.n_scans=2"])
     real = sim._simulate_scan

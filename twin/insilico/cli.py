@@ -1,4 +1,5 @@
-"""``twin insilico CONFIG (--model RUN_DIR | --truth SIM_DIR) --out DIR``: run a battery."""
+"""``twin insilico CONFIG (--model RUN_DIR | --truth SIM_DIR) --out DIR [--score SIM_DIR]``: run a
+battery (and score it against the simulator's ground truth)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ def register(subparsers) -> None:
                    help="`twin evaluate` metrics.h5: adds cc_abs, cc_max, cc_norm to profiles.h5")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (dotted, e.g. mei.n_steps=50); repeatable")
+    p.add_argument("--score", metavar="SIM_DIR",
+                   help="score the battery against the simulator's ground truth in SIM_DIR and print the "
+                        "quality-bar numbers (also written to DIR/score.json); with --model the same battery "
+                        "is first run on the planted neurons into DIR/truth (skipped when already there)")
+    p.add_argument("--min-cc-norm", type=float, default=0.3,
+                   help="with --score and --metrics: only neurons the twin predicts at least this well")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
 
@@ -39,4 +46,19 @@ def _run(args: argparse.Namespace) -> int:
         model, source = load_truth_model(args.truth), args.truth
     out = run_battery(cfg, model, args.out, progress=not args.quiet, inputs=[args.config], metrics=args.metrics)
     print(f"twin insilico: wrote {out} (model {source})")
+    if args.score:
+        import json
+
+        from twin.insilico.score import format_score, score_battery
+        from twin.io import write_text_atomic
+
+        truth_dir = out
+        if args.model:   # the same battery on the planted neurons: the yardstick for emergent numbers
+            from twin.simulate import load_truth_model
+
+            truth_dir = run_battery(cfg, load_truth_model(args.score), out / "truth", progress=not args.quiet,
+                                    inputs=[args.config])
+        s = score_battery(out, args.score, truth_dir, args.metrics, min_cc_norm=args.min_cc_norm)
+        write_text_atomic(out / "score.json", json.dumps(s, indent=2))
+        print(format_score(s))
     return 0

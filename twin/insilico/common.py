@@ -1,8 +1,9 @@
-"""Shared plumbing of the in-silico experiments: neuron coordinates and batched prediction.
+"""Shared plumbing of the in-silico experiments: neuron coordinates, clip lengths, outputs.
 
-Every experiment runs against :class:`twin.response_model.ResponseModel`; one call of
-``model.predict`` on a batch of clips answers for *every* neuron of a scan, so the work of a
-stimulus battery grows with the number of stimuli, not with the number of neurons.
+Every experiment runs against :class:`twin.response_model.ResponseModel` through
+:mod:`twin.insilico.engine`, where one model pass on a batch of clips answers for *every*
+neuron (of every scan, for a twin's shared core), so the work of a stimulus battery grows with
+the number of stimuli, not with the number of neurons.
 """
 
 from __future__ import annotations
@@ -66,38 +67,6 @@ def by_scan(units: pd.DataFrame) -> Iterator[tuple[str, np.ndarray, np.ndarray]]
     for rid in dict.fromkeys(units["recording_id"]):
         rows = np.flatnonzero(units["recording_id"].to_numpy() == rid)
         yield rid, rows, units["index"].to_numpy()[rows]
-
-
-def iter_batches(model, stimuli: np.ndarray, recording_id: str, batch: int = 16,
-                 units: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(first_clip, responses (b, T, n_units) float32)`` of ``model.predict`` over clips
-    in fixed-size batches (the last one padded, so there is one compilation). Callers reduce each
-    batch at once, so memory stays ``batch x T x n_units`` whatever the number of clips.
-
-    Args:
-      stimuli: (n_clips, T, H, W) grey levels.
-      units: output indices to keep (None = all).
-    """
-    import jax.numpy as jnp
-
-    if stimuli.ndim != 4 or tuple(stimuli.shape[2:]) != tuple(model.image_shape):
-        raise InputError(None, "stimulus", f"(clips, time, {model.image_shape[0]}, {model.image_shape[1]})",
-                         stimuli.shape)
-    n = len(stimuli)
-    batch = max(1, min(batch, n))
-    for s in range(0, n, batch):
-        chunk = np.asarray(stimuli[s:s + batch], np.float32)
-        pad = batch - len(chunk)
-        if pad:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
-        r = np.asarray(model.predict(jnp.asarray(chunk), recording_id))[:batch - pad]
-        yield s, np.asarray(r if units is None else r[..., units], np.float32)
-
-
-def predict_batches(model, stimuli: np.ndarray, recording_id: str, batch: int = 16,
-                    units: np.ndarray | None = None) -> np.ndarray:
-    """All of :func:`iter_batches` concatenated: (n_clips, T, n_units) float32 NumPy."""
-    return np.concatenate([r for _, r in iter_batches(model, stimuli, recording_id, batch, units)])
 
 
 def scored(model, responses: np.ndarray) -> np.ndarray:

@@ -30,23 +30,24 @@ class TuningConfig:
     noise_speed_deg_s: float = 20.0
     n_permutations: int = 200
     tuned_p: float = 0.05           # permutation p below which a cell counts as tuned
-    von_mises: bool = True          # per-neuron bimodal von Mises fit (scipy; ~1-5 ms per neuron)
+    von_mises: bool = True          # bimodal von Mises fit (vectorised over neurons: ~1 s per 1000)
     batch: int = 16                 # clips per model call
 
 
 @dataclass(frozen=True)
 class RFConfig:
     """Receptive fields: flashing dots (response-weighted average) and input gradients."""
-    n_clips: int = 8
+    n_clips: int = 8                # dot clips (0 = no dot mapping)
     n_frames: int = 60
     dot_size_deg: float = 8.0
     dots_per_flash: int = 1
     flash_s: float = 0.3
     blank_s: float = 0.2
-    grad_samples: int = 4           # noise backgrounds the input gradient is averaged over
+    grad_samples: int = 4           # noise backgrounds the input gradient is averaged over (0 = none)
     grad_rms_contrast: float = 0.2
-    unit_chunk: int = 64            # neurons per Jacobian chunk
-    batch: int = 8
+    unit_chunk: int = 64            # neurons per gradient wave (one forward, vmapped backwards)
+    chunk: int = 1                  # neurons per parameter group where cost grows with neurons
+    batch: int = 8                  # dot clips per model call
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,13 @@ class MEIConfig:
     lr_start: float = 1.0           # first step (cosine decay to lr); the start is near grey
     init_contrast: float = 0.1      # start: random noise at this fraction of the norm
     rms_contrast: float = 0.25      # fixed L2 norm: RMS of (grey - 127.5) / 127.5
-    jitter_px: int = 2
+    jitter_px: int = 0              # random shift per step (0: on planted neurons jitter costs activation)
     blur_sigma_px: float = 1.0
-    n_frames: int = 8               # clip length incl. burn-in (at least burn-in + 1); one image
+    n_frames: int = 8               # clip length incl. burn-in (at least burn-in + 2); one image
     unit_batch: int = 64            # neurons optimised together (one input per neuron)
-    chunk: int = 8                  # neurons per parameter group where cost grows with neurons
+    chunk: int = 1                  # neurons per parameter group where cost grows with neurons
     n_random: int = 8               # random inputs of the same norm for the comparison
+    max_units: int = 0              # per scan: MEIs (and so VEIs, bipartite) for the first N units; 0 = all
 
 
 @dataclass(frozen=True)

@@ -52,10 +52,10 @@ class Plan:
         return int(self.rows.shape[0])
 
     def take(self, groups) -> Any:
-        """Parameters of ``groups`` (int or int array), still stacked when an array."""
+        """Parameters of ``groups`` (int or int array; stacked when an array), on the device."""
         import jax
 
-        return jax.tree.map(lambda a: a[groups], self.params)
+        return jax.device_put(jax.tree.map(lambda a: a[groups], self.params), jax.devices()[0])
 
     def jit(self, key, build: Callable[[], Callable]) -> Callable:
         """A jitted function built once per plan and ``key`` (``build()`` -> the function)."""
@@ -67,10 +67,11 @@ class Plan:
 
 
 def _stack(trees: list) -> Any:
+    """Leaves stacked on a new leading axis, as host (NumPy) arrays: slicing groups costs no
+    compilation; :meth:`Plan.take` moves the slices to the device."""
     import jax
-    import jax.numpy as jnp
 
-    return jax.tree.map(lambda *a: jnp.stack([jnp.asarray(x) for x in a]), *trees)
+    return jax.tree.map(lambda *a: np.stack([np.asarray(x) for x in a]), *trees)
 
 
 # ---------------------------------------------------------------- trained twins
@@ -100,7 +101,7 @@ def _twin_plan(model, units: pd.DataFrame) -> Plan | None:
     try:
         if any(g != gd for g in gds[1:]):
             return None
-        stacked = _stack(list(states))
+        stacked = _stack([_stack(list(states))])          # (1 group, members, ...)
     except (TypeError, ValueError):
         return None
     sel = [(rid, np.asarray(idx)) for rid, _, idx in by_scan(units)]
@@ -114,7 +115,7 @@ def _twin_plan(model, units: pd.DataFrame) -> Plan | None:
 
         return jnp.mean(jax.vmap(one)(params), 0)
 
-    return Plan(fn, jax.tree.map(lambda a: a[None], stacked), order[None].astype(np.int64), "twin")
+    return Plan(fn, stacked, order[None].astype(np.int64), "twin")
 
 
 # ---------------------------------------------------------------- planted neurons
@@ -198,11 +199,11 @@ def _generic_plans(model, units: pd.DataFrame) -> list[Plan]:
         def fn(p, x, rid=rid, ix=ix):
             return model.predict(x, rid)[..., ix]
 
-        out.append(Plan(fn, jnp.zeros((1,), jnp.float32), np.asarray(rows, np.int64)[None], f"scan {rid}"))
+        out.append(Plan(fn, np.zeros((1,), np.float32), np.asarray(rows, np.int64)[None], f"scan {rid}"))
     return out
 
 
-def plans(model, units: pd.DataFrame, mode: str = "stimulus", chunk: int = 8) -> list[Plan]:
+def plans(model, units: pd.DataFrame, mode: str = "stimulus", chunk: int = 1) -> list[Plan]:
     """Plans answering for every row of ``units`` (:func:`twin.insilico.common.unit_table`).
 
     Args:
@@ -249,6 +250,7 @@ def iter_responses(model, units: pd.DataFrame, stimuli: np.ndarray, batch: int =
     pl = plans(model, units, "stimulus") if plan_list is None else plan_list
     n = len(stimuli)
     batch = max(1, min(int(batch), n))
+    params: dict = {}
     for s in range(0, n, batch):
         chunk = np.asarray(stimuli[s:s + batch], np.float32)
         pad = batch - len(chunk)
@@ -256,10 +258,12 @@ def iter_responses(model, units: pd.DataFrame, stimuli: np.ndarray, batch: int =
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
         x = jnp.asarray(chunk)
         out = np.zeros((batch - pad, chunk.shape[1], len(units)), np.float32)
-        for p in pl:
+        for i, p in enumerate(pl):
             f = p.jit("forward", lambda p=p: p.fn)
             for g in range(p.n_groups):
-                r = np.asarray(f(p.take(g), x))[:batch - pad]
+                if (i, g) not in params:
+                    params[(i, g)] = p.take(g)
+                r = np.asarray(f(params[(i, g)], x))[:batch - pad]
                 ok = p.rows[g] >= 0
                 out[..., p.rows[g][ok]] = r[..., ok]
         yield s, out
@@ -309,7 +313,7 @@ def waves(plan: Plan, size: int) -> list[Wave]:
     return out
 
 
-def unit_waves(model, units: pd.DataFrame, size: int, chunk: int = 8) -> list[Wave]:
+def unit_waves(model, units: pd.DataFrame, size: int, chunk: int = 1) -> list[Wave]:
     """Every unit of ``units`` once, in waves of about ``size`` units (``"unit"``-mode plans)."""
     return [w for p in plans(model, units, "unit", chunk) for w in waves(p, size)]
 
@@ -330,13 +334,14 @@ def own_response_fn(plan: Plan, burn_in: int, n_frames: int) -> Callable:
     return jax.vmap(one)
 
 
-def own_responses(model, units: pd.DataFrame, images: np.ndarray, n_frames: int, batch: int = 64,
-                  chunk: int = 8) -> np.ndarray:
+def own_responses(model, units: pd.DataFrame, images, n_frames: int, batch: int = 64, chunk: int = 1,
+                  k: int | None = None) -> np.ndarray:
     """Mean scored rate of each unit to its own static images.
 
     Args:
-      images: (n_units, k, H, W) grey levels; ``images[u]`` are unit row ``u``'s images.
-      n_frames: clip length (burn-in included; at least burn-in + 1).
+      images: (n_units, k, H, W) grey levels (``images[u]`` are unit row ``u``'s images), or a
+        function ``rows (r,) -> (r, k, H, W)`` making them on demand (then pass ``k``).
+      n_frames: clip length (burn-in included; see :func:`twin.insilico.common.static_frames`).
       batch: images per model call (about).
     Returns:
       (n_units, k) float64.
@@ -345,16 +350,19 @@ def own_responses(model, units: pd.DataFrame, images: np.ndarray, n_frames: int,
 
     from twin.insilico.common import static_frames
 
-    n, k = images.shape[:2]
+    make = images if callable(images) else (lambda rows: np.asarray(images)[rows])
+    k = int(images.shape[1]) if k is None else int(k)
+    n = len(units)
     T = static_frames(model, n_frames)
     out = np.zeros((n, k))
     for wv in unit_waves(model, units, max(1, batch // k), chunk):
         f = wv.plan.jit(("own", T), lambda p=wv.plan: own_response_fn(p, model.burn_in, T))
         rows = np.where(wv.rows >= 0, wv.rows, _first_valid(wv.rows))
-        c = np.asarray(images, np.float32)[rows] - 127.5                    # (W, m, k, H, W)
         W, m = rows.shape
+        c = np.asarray(make(rows.reshape(-1)), np.float32) - 127.5        # (W*m, k, H, W)
         cols = np.repeat(wv.cols, k, axis=1)
-        r = np.asarray(f(wv.plan.take(wv.groups), jnp.asarray(cols), jnp.asarray(c.reshape((W, m * k) + c.shape[3:]))))
+        r = np.asarray(f(wv.plan.take(wv.groups), jnp.asarray(cols),
+                         jnp.asarray(c.reshape((W, m * k) + c.shape[2:]))))
         r = r.reshape(W, m, k)
         ok = wv.rows >= 0
         out[wv.rows[ok]] = r[ok]

@@ -19,8 +19,8 @@ import pandas as pd
 import xarray as xr
 from scipy.ndimage import gaussian_filter
 
-from twin.insilico.common import by_scan, dataset
-from twin.insilico.mei import own_responses
+from twin.insilico.common import dataset
+from twin.insilico.mei import with_mei
 
 
 def variable_masks(mei: np.ndarray, pixel_size_deg: float, sizes: np.ndarray, sweeps_deg: np.ndarray) -> np.ndarray:
@@ -46,9 +46,29 @@ def variable_masks(mei: np.ndarray, pixel_size_deg: float, sizes: np.ndarray, sw
     return out
 
 
+def bipartite_images(mei: np.ndarray, textures: np.ndarray, pixel_size_deg: float, sizes: np.ndarray,
+                     sweeps_deg: np.ndarray) -> np.ndarray:
+    """(n_sweeps, n_sizes, n_textures, H, W) grey levels for one MEI (H, W): the variable
+    subfield filled with each texture (zero-mean contrast), rescaled to the MEI's RMS there."""
+    c = np.asarray(mei, np.float64) - 127.5
+    masks = variable_masks(mei, pixel_size_deg, sizes, sweeps_deg)[:, :, None]      # (S, Z, 1, H, W)
+    tex = np.asarray(textures, np.float64)[None, None]                             # (1, 1, t, H, W)
+    cnt = np.maximum(masks.sum((-2, -1), keepdims=True), 1)
+    c_ms = (masks * c ** 2).sum((-2, -1), keepdims=True) / cnt
+    t_ms = (masks * tex ** 2).sum((-2, -1), keepdims=True) / cnt
+    scale = np.sqrt(c_ms / np.maximum(t_ms, 1e-12))
+    img = np.where(masks, tex * scale, c)
+    return np.clip(img + 127.5, 0, 255)
+
+
 def run_bipartite(model, units: pd.DataFrame, mei: xr.Dataset, mcfg, bcfg, seed: int) -> xr.Dataset:
     """Bipartite invariance for ``units`` given the MEI output: ``bipartite_curve`` (unit, size)
-    at the best sweep direction, ``bipartite_index`` (unit,), ``bipartite_sweep_deg`` (unit,)."""
+    at the best sweep direction, ``bipartite_index`` (unit,), ``bipartite_sweep_deg`` (unit,).
+
+    Every neuron's images (sweeps x sizes > 0 x textures) go through
+    :func:`twin.insilico.engine.own_responses` in fixed-shape waves; the size-0 point is the MEI
+    itself (curve value 1)."""
+    from twin.insilico.engine import own_responses
     from twin.stimuli import natural_movie
 
     h, w = model.image_shape
@@ -58,33 +78,26 @@ def run_bipartite(model, units: pd.DataFrame, mei: xr.Dataset, mcfg, bcfg, seed:
                         pixel_size_deg=model.pixel_size_deg, seed=seed)[::10][:bcfg.n_textures]
     tex = mov.astype(np.float64) - mov.mean((1, 2), keepdims=True)
     n = len(units)
-    curves = np.zeros((n, len(sizes)))
-    index = np.zeros(n)
-    best_sweep = np.zeros(n)
-    meis = mei["mei"].values
-    ref = np.maximum(mei["mei_response"].values, 1e-12)
-    for rid, rows, idx in by_scan(units):
-        for row, ix in zip(rows, idx):
-            m = meis[row].astype(np.float64)
-            c = m - 127.5
-            masks = variable_masks(m, model.pixel_size_deg, sizes, sweeps)    # (S, Z, H, W)
-            imgs = np.empty(masks.shape[:2] + (len(tex), h, w))
-            for t, tx in enumerate(tex):
-                for a in range(len(sweeps)):
-                    for b in range(len(sizes)):
-                        mk = masks[a, b]
-                        if mk.any():
-                            scale = np.sqrt((c[mk] ** 2).mean() / max((tx[mk] ** 2).mean(), 1e-12))
-                            img = np.where(mk, tx * scale, c)
-                        else:
-                            img = c
-                        imgs[a, b, t] = np.clip(img + 127.5, 0, 255)
-            r = own_responses(model, rid, imgs.reshape(-1, h, w), np.full(imgs[..., 0, 0].size, ix),
-                              mcfg.n_frames, mcfg.unit_batch).reshape(imgs.shape[:3]).mean(2)
-            curve = np.minimum(r / ref[row], 1.0)                             # (S, Z)
-            auc = np.trapezoid(curve, sizes, axis=1)
-            a = int(np.argmax(auc))
-            curves[row], index[row], best_sweep[row] = curve[a], auc[a], sweeps[a]
+    have = with_mei(units, mei)
+    sub = units.iloc[have].reset_index(drop=True)
+    meis = mei["mei"].values[have]
+    ref = np.maximum(mei["mei_response"].values[have], 1e-12)
+    S, Z, nt = len(sweeps), len(sizes) - 1, len(tex)
+    curves = np.full((n, len(sizes)), np.nan)
+    index = np.full(n, np.nan)
+    best_sweep = np.full(n, np.nan)
+    if len(have):
+        def images(rows):
+            return np.stack([bipartite_images(meis[r], tex, model.pixel_size_deg, sizes[1:], sweeps)
+                             .reshape(S * Z * nt, h, w) for r in rows]).astype(np.float32)
+
+        r = own_responses(model, sub, images, mcfg.n_frames, mcfg.unit_batch, mcfg.chunk, k=S * Z * nt)
+        r = r.reshape(len(have), S, Z, nt).mean(-1)
+        curve = np.concatenate([np.ones((len(have), S, 1)), np.minimum(r / ref[:, None, None], 1.0)], -1)
+        auc = np.trapezoid(curve, sizes, axis=-1)                       # (n_have, S)
+        best = np.argmax(auc, 1)
+        i = np.arange(len(have))
+        curves[have], index[have], best_sweep[have] = curve[i, best], auc[i, best], sweeps[best]
     if "mei_effective" in mei:
         index = np.where(mei["mei_effective"].values.astype(bool), index, np.nan)
     return dataset(units, {"bipartite_curve": (("unit", "size"), curves), "bipartite_index": ("unit", index),

@@ -22,9 +22,9 @@ fixed small step from full-contrast noise reaches in hundreds.
 
 VEIs: ``k`` images per neuron, initialised from the MEI plus noise; objective
 ``sum_k min(r_k / r_MEI, fraction + 0.05) - diversity_weight * mean_{k != l} corr(c_k, c_l)``, so
-each image is pushed up to the target fraction and, once there, away from the others; after
-each step an image whose response was below ``fraction + 0.02`` is pulled 20% of the way back to
-the MEI. The diversity score is ``1 - mean pairwise Pearson r`` of the k images; ``vei_reached``
+each image is pushed up to the target fraction and, once there, away from the others; an image
+whose response (evaluated for the gradient, so no extra model pass) is below ``fraction + 0.02``
+is pulled 20% of the way back to the MEI before the step. The diversity score is ``1 - mean pairwise Pearson r`` of the k images; ``vei_reached``
 the fraction of them whose response is at least ``fraction`` of the MEI's.
 """
 
@@ -103,18 +103,19 @@ def _step_fn(plan, model, n_frames: int, cfg, norm: float, objective, post):
         g, r = jax.grad(obj, has_aux=True)(c)
         g = _blur(g, mats)
         g = g / jnp.maximum(jnp.sqrt((g ** 2).sum((2, 3), keepdims=True)), 1e-12)
-        c = _project(c + lr * norm * g, norm)
-        if post is not None:
+        if post is not None:   # on this step's responses (no extra model pass)
             c = post(c, r, extra)
+        c = _project(c + lr * norm * g, norm)
         return c, r
 
     return step
 
 
 def ascend(model, wave, c0: np.ndarray, k: int, cfg, n_steps: int, lrs: np.ndarray, seed: int, n_frames: int,
-           objective=None, post=None, extra=None, name: str = "mei") -> np.ndarray:
+           objective=None, post=None, extra=None, name: str = "mei", flip_at: tuple[int, ...] = ()) -> np.ndarray:
     """Gradient ascent for one wave: ``c0`` (W, m*k, H, W) contrast images, image ``i`` of group
-    ``w`` scored on column ``wave.cols[w, i // k]``. Returns the final (W, m*k, H, W) images."""
+    ``w`` scored on column ``wave.cols[w, i // k]``; after the steps in ``flip_at`` each image is
+    replaced by its negative when that drives its neuron more. Returns the final images."""
     import jax
     import jax.numpy as jnp
 
@@ -126,14 +127,34 @@ def ascend(model, wave, c0: np.ndarray, k: int, cfg, n_steps: int, lrs: np.ndarr
     plan = wave.plan
     step = plan.jit((name, n_frames, cfg.jitter_px, cfg.blur_sigma_px, cfg.rms_contrast),
                     lambda: _step_fn(plan, model, n_frames, cfg, norm, objective, post))
-    P = plan.take(wave.groups)
-    cols = jnp.asarray(np.repeat(wave.cols, k, axis=1))
+    # every argument committed to the device, as the step's outputs are: an uncommitted first
+    # argument would compile the step a second time
+    dev = jax.devices()[0]
+    P = jax.device_put(plan.take(wave.groups), dev)
+    cols = jax.device_put(np.repeat(wave.cols, k, axis=1), dev)
     key = jax.random.PRNGKey(seed)
-    c = jnp.asarray(c0, jnp.float32)
-    ex = jnp.zeros(()) if extra is None else extra
+    c = jax.device_put(np.asarray(c0, np.float32), dev)
+    ex = jax.device_put(jnp.zeros(()) if extra is None else extra, dev)
+    lrs = [jax.device_put(np.float32(v), dev) for v in lrs[:n_steps]]
+    flip = None
+    if flip_at:
+        from twin.insilico.engine import own_response_fn
+
+        def build():
+            own = own_response_fn(plan, model.burn_in, n_frames)
+
+            def f(P, cols, c):
+                better = own(P, cols, -c) > own(P, cols, c)
+                return jnp.where(better[..., None, None], -c, c)
+
+            return f
+
+        flip = plan.jit(("flip", n_frames), build)
     for i in range(n_steps):
         key, sub = jax.random.split(key)
-        c, _ = step(P, cols, c, sub, jnp.float32(lrs[i]), ex)
+        c, _ = step(P, cols, c, sub, lrs[i], ex)
+        if flip is not None and i + 1 in flip_at:
+            c = flip(P, cols, c)
     return np.asarray(c)
 
 
@@ -154,9 +175,12 @@ def compute_meis(model, units: pd.DataFrame, cfg, seed: int, progress=None) -> n
     out = np.zeros((len(units), h, w), np.float32)
     # one seeded start image per unit row, whatever the wave it lands in
     start = _init(np.random.default_rng(seed), (len(units), h, w), norm, cfg.init_contrast)
+    # polarity checks: a rectified (simple) cell whose first steps chose the wrong sign sits where
+    # its gradient vanishes; the negated image is tried after the first step and at a quarter
+    flips = tuple(sorted({1, max(1, cfg.n_steps // 4)})) if cfg.n_steps > 1 else ()
     for i, wv in enumerate(unit_waves(model, units, cfg.unit_batch, cfg.chunk)):
         rows = np.where(wv.rows >= 0, wv.rows, wv.rows.max())
-        c = ascend(model, wv, start[rows], 1, cfg, cfg.n_steps, lrs, seed + i, T)
+        c = ascend(model, wv, start[rows], 1, cfg, cfg.n_steps, lrs, seed + i, T, flip_at=flips)
         ok = wv.rows >= 0
         out[wv.rows[ok]] = c[ok]
         if progress is not None:
@@ -179,18 +203,43 @@ def random_responses(model, units: pd.DataFrame, cfg, seed: int) -> np.ndarray:
     return r[:, int(model.burn_in):].mean((0, 1)).astype(np.float64)
 
 
+def mei_rows(units: pd.DataFrame, max_units: int) -> np.ndarray:
+    """Rows of ``units`` that get MEIs: all, or the first ``max_units`` of each scan."""
+    if max_units <= 0:
+        return np.arange(len(units))
+    rid = units["recording_id"].astype(str).to_numpy()
+    rank = units.groupby(rid, sort=False).cumcount().to_numpy()
+    return np.flatnonzero(rank < max_units)
+
+
+def with_mei(units: pd.DataFrame, mei: xr.Dataset) -> np.ndarray:
+    """Rows of ``units`` that have an MEI in ``mei`` (the output of :func:`run_mei`)."""
+    if "has_mei" in mei:
+        return np.flatnonzero(mei["has_mei"].values.astype(bool))
+    return np.arange(len(units))
+
+
 def run_mei(model, units: pd.DataFrame, cfg, seed: int, progress=None) -> xr.Dataset:
-    """MEIs for ``units``: ``mei`` (unit, y, x) grey levels, ``mei_response``, ``random_response``
-    (mean over ``n_random`` random images of the same norm), ``mei_effective`` (MEI response >
-    1.2 x random), ``mei_norm``."""
+    """MEIs for ``units`` (all, or the first ``cfg.max_units`` of each scan: ``has_mei``; the
+    others are NaN): ``mei`` (unit, y, x) grey levels, ``mei_response``, ``random_response`` (mean
+    over ``n_random`` random images of the same norm), ``mei_effective`` (MEI response > 1.2 x
+    random), ``mei_norm``."""
     from twin.insilico.engine import own_responses
 
-    meis = compute_meis(model, units, cfg, seed, progress)
-    resp = own_responses(model, units, meis[:, None], cfg.n_frames, cfg.unit_batch, cfg.chunk)[:, 0]
+    h, w = model.image_shape
+    n = len(units)
+    rows = mei_rows(units, cfg.max_units)
+    sub = units.iloc[rows].reset_index(drop=True)
+    meis = np.full((n, h, w), np.nan, np.float32)
+    resp = np.full(n, np.nan)
+    meis[rows] = compute_meis(model, sub, cfg, seed, progress)
+    resp[rows] = own_responses(model, sub, meis[rows][:, None], cfg.n_frames, cfg.unit_batch, cfg.chunk)[:, 0]
     rand = random_responses(model, units, cfg, seed + 7)
+    has = np.zeros(n, bool)
+    has[rows] = True
     return dataset(units, {"mei": (("unit", "y", "x"), meis), "mei_response": ("unit", resp),
-                           "random_response": ("unit", rand),
-                           "mei_effective": ("unit", resp > 1.2 * rand),
+                           "random_response": ("unit", rand), "has_mei": ("unit", has),
+                           "mei_effective": ("unit", has & (np.nan_to_num(resp) > 1.2 * rand)),
                            "mei_norm": ("unit", np.sqrt(((meis - 127.5) ** 2).sum((1, 2))))},
                    attrs={"static": f"static image shown for {static_frames(model, cfg.n_frames)} frames "
                                     "(burn-in included)",
@@ -263,20 +312,30 @@ def diversity(images: np.ndarray) -> np.ndarray:
 
 
 def run_vei(model, units: pd.DataFrame, mei: xr.Dataset, mcfg, vcfg, seed: int, progress=None) -> xr.Dataset:
-    """VEIs for ``units`` given the MEI output: ``vei`` (unit, k, y, x), ``vei_response`` (unit, k),
-    ``vei_fraction`` (response / MEI response), ``vei_reached``, ``vei_diversity``."""
+    """VEIs for the ``units`` that have MEIs, given the MEI output (NaN for the others): ``vei``
+    (unit, k, y, x), ``vei_response`` (unit, k), ``vei_fraction`` (response / MEI response),
+    ``vei_reached``, ``vei_diversity``."""
     from twin.insilico.engine import own_responses
 
-    n = len(units)
-    meis = mei["mei"].values
-    ref = mei["mei_response"].values
-    veis = compute_veis(model, units, meis, ref, mcfg, vcfg, seed, progress)
-    resp = own_responses(model, units, veis, mcfg.n_frames, mcfg.unit_batch, mcfg.chunk)
-    frac = resp / np.maximum(ref, 1e-12)[:, None]
+    n, k = len(units), vcfg.k
+    h, w = model.image_shape
+    rows = with_mei(units, mei)
+    sub = units.iloc[rows].reset_index(drop=True)
+    meis = mei["mei"].values[rows]
+    ref = mei["mei_response"].values[rows]
+    veis = np.full((n, k, h, w), np.nan, np.float32)
+    resp = np.full((n, k), np.nan)
+    if len(rows):
+        veis[rows] = compute_veis(model, sub, meis, ref, mcfg, vcfg, seed, progress)
+        resp[rows] = own_responses(model, sub, veis[rows], mcfg.n_frames, mcfg.unit_batch, mcfg.chunk)
+    frac = resp / np.maximum(mei["mei_response"].values, 1e-12)[:, None]
     # a neuron no static image drives (MEI response within 20% of random inputs') has no VEIs
     eff = mei["mei_effective"].values.astype(bool) if "mei_effective" in mei else np.ones(n, bool)
+    div = np.full(n, np.nan)
+    div[rows] = diversity(veis[rows])
     return dataset(units, {"vei": (("unit", "k", "y", "x"), veis), "vei_response": (("unit", "k"), resp),
                            "vei_fraction": (("unit", "k"), frac),
-                           "vei_reached": ("unit", (frac >= vcfg.fraction).mean(1)),
-                           "vei_diversity": ("unit", np.where(eff, diversity(veis), np.nan))},
+                           "vei_reached": ("unit", np.where(np.isfinite(frac).all(1), (frac >= vcfg.fraction).mean(1),
+                                                            np.nan)),
+                           "vei_diversity": ("unit", np.where(eff, div, np.nan))},
                    attrs={"fraction": vcfg.fraction, "n_steps": vcfg.n_steps})

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from twin.insilico.common import by_scan, dataset, iter_batches, scored
+from twin.insilico.common import by_scan, dataset, scored
 
 SCALARS = {"tuning": ("gosi", "gdsi", "pref_dir", "phase_invariance", "f1_f0", "pref_sf", "pref_tf", "gosi_p"),
            "vei": ("vei_diversity",), "bipartite": ("bipartite_index",),
@@ -26,13 +26,14 @@ def signal_responses(model, units: pd.DataFrame, cfg, seed: int) -> np.ndarray:
 
     clips = natural_movies(cfg.n_clips, cfg.n_frames, tuple(model.image_shape), frame_rate=model.frame_rate,
                            pixel_size_deg=model.pixel_size_deg, seed=seed)
+    from twin.insilico.engine import iter_responses
+
     n_s = cfg.n_clips * (cfg.n_frames - int(model.burn_in))
     out = np.zeros((len(units), n_s), np.float32)
     per_clip = cfg.n_frames - int(model.burn_in)
-    for rid, rows, idx in by_scan(units):
-        for s, r in iter_batches(model, clips, rid, cfg.batch, idx):
-            r = scored(model, r)                                           # (b, T', n)
-            out[rows, s * per_clip:(s + len(r)) * per_clip] = r.reshape(-1, len(idx)).T
+    for s, r in iter_responses(model, units, clips, cfg.batch):
+        r = scored(model, r)                                               # (b, T', n)
+        out[:, s * per_clip:(s + len(r)) * per_clip] = r.reshape(-1, len(units)).T
     return out
 
 

@@ -3,12 +3,14 @@
 * Dots: clips of :func:`twin.stimuli.flashing_dots`; each flash's response is the mean rate
   over the flash plus blank window after its onset (flashes starting in the burn-in are
   dropped). The map is the response-weighted average of the flash contrast images
-  ``sum_f (r_f - mean r) c_f / n_flashes`` (signed: on positive, off negative).
+  ``sum_f (r_f - mean r) c_f / n_flashes`` (signed: on positive, off negative), and the
+  unsigned map the same with ``|c_f|`` (cells that answer both polarities); the dot centre and
+  size come from the energy of both.
 * Gradient: ``d mean_t r_i / d clip`` at ``grad_samples`` dynamic low-contrast noise clips
   (white noise, new every frame); the map is the root-mean-square over clips and frames of
   the gradient (a sensitivity map that also works for phase-invariant and direction-selective
   cells, whose gradient at a static or grey input vanishes); one forward pass per clip serves a
-  chunk of neurons (``jax.jacrev``).
+  wave of neurons (``jax.jacrev``, waves of a fixed shape: one compilation).
 * Centre and size from the energy map ``e = map^2``: centre = e-weighted mean of the pixel
   positions (degrees, x right, y up; pixels under 5% of the peak ignored), size = sqrt(2) x the
   sigma of a 2D isotropic Gaussian fitted to ``e`` (scipy ``curve_fit``; the envelope sigma of
@@ -24,7 +26,7 @@ import pandas as pd
 import xarray as xr
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from twin.insilico.common import by_scan, dataset, iter_batches, static_frames
+from twin.insilico.common import by_scan, dataset, static_frames
 
 
 def rf_center_size(maps: np.ndarray, pixel_size_deg: float) -> tuple[np.ndarray, np.ndarray]:
@@ -66,8 +68,11 @@ def rf_center_size(maps: np.ndarray, pixel_size_deg: float) -> tuple[np.ndarray,
     return centers, sigmas
 
 
-def dot_maps(model, units: pd.DataFrame, cfg, seed: int) -> np.ndarray:
-    """Response-weighted average of flashing dots, (n_units, H, W) in contrast units."""
+def dot_maps(model, units: pd.DataFrame, cfg, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Response-weighted averages of flashing dots, each (n_units, H, W) in contrast units: the
+    signed map (flash contrast: on +, off -) and the unsigned map (flash footprint |contrast|,
+    which also locates cells that answer both polarities, e.g. complex cells)."""
+    from twin.insilico.engine import iter_responses
     from twin.stimuli import flashing_dots
 
     shape = tuple(model.image_shape)
@@ -81,46 +86,59 @@ def dot_maps(model, units: pd.DataFrame, cfg, seed: int) -> np.ndarray:
         events.append(ev)
     clips = np.stack(clips)
     window = max(1, int(round((cfg.flash_s + cfg.blank_s) * model.frame_rate)))
-    out = np.zeros((len(units),) + shape)
-    for rid, rows, idx in by_scan(units):
-        onsets = [[o for o in np.unique(ev["onset_frame"]) if model.burn_in <= o and o + window <= cfg.n_frames]
-                  for ev in events]
-        resp, imgs = [], []
-        for s, r in iter_batches(model, clips, rid, cfg.batch, idx):   # reduced batch by batch
-            for b in range(len(r)):
-                for onset in onsets[s + b]:
-                    resp.append(r[b, onset:onset + window].mean(0))
-                    imgs.append((clips[s + b, onset] - 127.5) / 127.5)
-        resp, imgs = np.asarray(resp), np.asarray(imgs, np.float64)
-        resp = resp - resp.mean(0)
-        out[rows] = np.einsum("fn,fhw->nhw", resp, imgs) / max(len(resp), 1)
-    return out
+    onsets = [[o for o in np.unique(ev["onset_frame"]) if model.burn_in <= o and o + window <= cfg.n_frames]
+              for ev in events]
+    resp, imgs = [], []
+    for s, r in iter_responses(model, units, clips, cfg.batch):   # reduced batch by batch
+        for b in range(len(r)):
+            for onset in onsets[s + b]:
+                resp.append(r[b, onset:onset + window].mean(0))
+                imgs.append((clips[s + b, onset] - 127.5) / 127.5)
+    resp, imgs = np.asarray(resp, np.float64), np.asarray(imgs, np.float64)
+    resp = resp - resp.mean(0)
+    k = max(len(resp), 1)
+    return np.einsum("fn,fhw->nhw", resp, imgs) / k, np.einsum("fn,fhw->nhw", resp, np.abs(imgs)) / k
 
 
 def gradient_maps(model, units: pd.DataFrame, cfg, seed: int, n_frames: int) -> np.ndarray:
     """Root-mean-square input gradient of each neuron's mean scored rate, (n_units, H, W),
-    over ``grad_samples`` dynamic noise clips of ``n_frames`` frames (summed over frames)."""
+    over ``grad_samples`` dynamic noise clips of ``n_frames`` frames (summed over frames).
+
+    One forward pass per wave of neurons and noise clip; the per-neuron backward passes are
+    vmapped (``jax.jacrev``); waves have a fixed shape (one compilation)."""
     import jax
     import jax.numpy as jnp
+
+    from twin.insilico.engine import unit_waves
 
     rng = np.random.default_rng(seed)
     h, w = model.image_shape
     bgs = 127.5 * (1 + cfg.grad_rms_contrast * rng.standard_normal((cfg.grad_samples, n_frames, h, w)))
-    bgs = np.clip(bgs, 0, 255).astype(np.float32)
+    bgs = jnp.asarray(np.clip(bgs, 0, 255).astype(np.float32))
     out = np.zeros((len(units), h, w))
     b = int(model.burn_in)
-    for rid, rows, idx in by_scan(units):
-        for s in range(0, len(idx), cfg.unit_chunk):
-            sel = jnp.asarray(idx[s:s + cfg.unit_chunk])
+    for wv in unit_waves(model, units, cfg.unit_chunk, cfg.chunk):
+        plan = wv.plan
 
-            def f(clip, sel=sel):
-                return model.predict(clip[None], rid)[0, b:, :][:, sel].mean(0)
+        def build(plan=plan):
+            def per_group(p, cols, bg):
+                def f(clip):
+                    return plan.fn(p, clip[None])[0, b:, :][:, cols].mean(0)
 
-            jac = jax.jit(jax.jacrev(f))
-            acc = np.zeros((len(sel), h, w))
-            for bg in bgs:
-                acc += (np.asarray(jac(jnp.asarray(bg))) ** 2).sum(1)
-            out[rows[s:s + cfg.unit_chunk]] = np.sqrt(acc / len(bgs))
+                return (jax.jacrev(f)(bg) ** 2).sum(1)                     # (m, H, W)
+
+            def all_groups(P, cols, bgs):
+                acc = jnp.zeros(cols.shape + (h, w))
+                for i in range(bgs.shape[0]):
+                    acc = acc + jax.vmap(per_group, in_axes=(0, 0, None))(P, cols, bgs[i])
+                return jnp.sqrt(acc / bgs.shape[0])
+
+            return all_groups
+
+        f = plan.jit(("grad_rf", n_frames, cfg.grad_samples), build)
+        maps = np.asarray(f(plan.take(wv.groups), jnp.asarray(wv.cols), bgs))
+        ok = wv.rows >= 0
+        out[wv.rows[ok]] = maps[ok]
     return out
 
 
@@ -133,12 +151,24 @@ def run_rf(model, units: pd.DataFrame, cfg, seed: int, n_frames_grad: int = 12) 
     """
     from twin.stimuli.grid import visual_grid
 
-    dots = dot_maps(model, units, cfg, seed)
-    grads = gradient_maps(model, units, cfg, seed + 1, static_frames(model, n_frames_grad))
-    c_d, s_d = rf_center_size(dots, model.pixel_size_deg)
-    c_g, s_g = rf_center_size(grads, model.pixel_size_deg)
+    n = len(units)
+    if cfg.n_clips > 0:
+        dots, dots_abs = dot_maps(model, units, cfg, seed)
+        # energy of both maps: the signed one for phase-selective cells, the unsigned one for
+        # cells answering both polarities
+        c_d, s_d = rf_center_size(np.sqrt(dots ** 2 + dots_abs ** 2), model.pixel_size_deg)
+    else:
+        dots = dots_abs = np.zeros((n,) + tuple(model.image_shape))
+        c_d, s_d = np.full((n, 2), np.nan), np.full(n, np.nan)
+    if cfg.grad_samples > 0:
+        grads = gradient_maps(model, units, cfg, seed + 1, static_frames(model, n_frames_grad))
+        c_g, s_g = rf_center_size(grads, model.pixel_size_deg)
+    else:
+        grads = np.zeros_like(dots)
+        c_g, s_g = np.full((n, 2), np.nan), np.full(n, np.nan)
     x, y = visual_grid(model.image_shape, model.pixel_size_deg)
     data = {"dot_map": (("unit", "y", "x"), dots.astype(np.float32)),
+            "dot_map_abs": (("unit", "y", "x"), dots_abs.astype(np.float32)),
             "grad_map": (("unit", "y", "x"), grads.astype(np.float32)),
             "rf_center_dots": (("unit", "axis"), c_d), "rf_sigma_dots": ("unit", s_d),
             "rf_center_grad": (("unit", "axis"), c_g), "rf_sigma_grad": ("unit", s_g)}

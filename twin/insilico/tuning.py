@@ -11,8 +11,8 @@ are counter-clockwise from rightward (degrees); orientation = direction mod 180.
   curve re-averaged and gOSI/gDSI recomputed; ``p = (1 + #{null >= observed}) / (1 + n_perm)``.
   Repeats are grating starting phases and independent noise seeds, so on a noise-free model
   the null still carries the stimulus-driven variability across repeats.
-* A bimodal von Mises fit ``b + a1 e^{k(cos(t-mu)-1)} + a2 e^{k(cos(t-mu-pi)-1)}`` (scipy
-  ``least_squares``).
+* A bimodal von Mises fit ``b + a1 e^{k(cos(t-mu)-1)} + a2 e^{k(cos(t-mu-pi)-1)}`` for every
+  neuron at once (grid + vectorised Levenberg-Marquardt).
 * Phase invariance: ``F1/F0`` of the time course to a drifting grating at each neuron's
   preferred direction and SF (the SF sweep, at ``tf_hz``): ``F0`` = mean rate, ``F1`` = twice
   the amplitude of its Fourier component at the grating TF over a whole number of cycles.
@@ -24,9 +24,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.optimize import least_squares
 
-from twin.insilico.common import by_scan, dataset, iter_batches, scored
+from twin.insilico.common import dataset, scored
 
 
 def selectivity(r: np.ndarray, directions_deg: np.ndarray) -> dict[str, np.ndarray]:
@@ -58,24 +57,102 @@ def permutation_p(trials: np.ndarray, directions_deg: np.ndarray, n_permutations
     """
     nd, nr, nu = trials.shape
     obs = selectivity(trials.mean(1).T, directions_deg)
-    flat = trials.reshape(nd * nr, nu)
+    flat = np.asarray(trials, np.float64).reshape(nd * nr, nu)
+    th = np.deg2rad(np.asarray(directions_deg, np.float64))
+    # a shuffled tuning curve's vector sums are linear in the trials: for a permutation matrix
+    # the direction of trial j is that of its new slot, so e^{i m theta} weights are permuted
+    e2 = np.repeat(np.exp(2j * th), nr) / nr                       # (nd * nr,) slot weights
+    e1 = np.repeat(np.exp(1j * th), nr) / nr
+    total = np.maximum(flat.sum(0) / nr, 1e-12)                    # invariant under permutation
     ge_o = np.zeros(nu)
     ge_d = np.zeros(nu)
-    for _ in range(n_permutations):
-        perm = flat[rng.permutation(nd * nr)].reshape(nd, nr, nu).mean(1).T
-        null = selectivity(perm, directions_deg)
-        ge_o += null["gosi"] >= obs["gosi"] - 1e-12
-        ge_d += null["gdsi"] >= obs["gdsi"] - 1e-12
+    done = 0
+    while done < n_permutations:     # blocks of permutations as one matrix product each
+        b = min(256, n_permutations - done)
+        perms = np.stack([rng.permutation(nd * nr) for _ in range(b)])   # (b, nd*nr): slot -> trial
+        w2 = np.zeros((b, nd * nr), np.complex128)
+        w1 = np.zeros_like(w2)
+        rows = np.arange(b)[:, None]
+        w2[rows, perms] = e2[None]
+        w1[rows, perms] = e1[None]
+        ge_o += (np.abs(w2 @ flat) / total >= obs["gosi"] - 1e-12).sum(0)
+        ge_d += (np.abs(w1 @ flat) / total >= obs["gdsi"] - 1e-12).sum(0)
+        done += b
     return {"gosi_p": (1 + ge_o) / (1 + n_permutations), "gdsi_p": (1 + ge_d) / (1 + n_permutations)}
 
 
 def _vm2(p: np.ndarray, th: np.ndarray) -> np.ndarray:
-    b, a1, a2, mu, k = p
+    """Bimodal von Mises curves: p (..., 5) = (b, a1, a2, mu, k), th (D,) -> (..., D)."""
+    b, a1, a2, mu, k = (p[..., i:i + 1] for i in range(5))
     return b + a1 * np.exp(k * (np.cos(th - mu) - 1)) + a2 * np.exp(k * (np.cos(th - mu - np.pi) - 1))
 
 
+_KAPPA = (0.05, 50.0)
+
+
+def _vm_grid(y: np.ndarray, th: np.ndarray) -> np.ndarray:
+    """Best (b, a1, a2, mu, k) per row of ``y`` (N, D) on a (mu, kappa) grid; the linear
+    parameters solved in closed form (a1, a2 >= 0 by trying the constrained sub-models)."""
+    n = len(y)
+    mus = np.deg2rad(np.arange(0.0, 360.0, 5.0))
+    kappas = np.geomspace(*_KAPPA, 28)
+    best = np.full(n, np.inf)
+    out = np.zeros((n, 5))
+    ones = np.ones_like(th)
+    for mu in mus:
+        for k in kappas:
+            e1 = np.exp(k * (np.cos(th - mu) - 1))
+            e2 = np.exp(k * (np.cos(th - mu - np.pi) - 1))
+            for use in ((1, 1), (1, 0), (0, 1), (0, 0)):
+                cols = [ones] + [e for e, u in zip((e1, e2), use) if u]
+                X = np.stack(cols, 1)                                  # (D, q)
+                coef = y @ np.linalg.pinv(X).T                         # (N, q)
+                full = np.zeros((n, 3))
+                full[:, [0] + [1 + i for i, u in enumerate(use) if u]] = coef
+                ok = (full[:, 1] >= 0) & (full[:, 2] >= 0)
+                sse = ((coef @ X.T - y) ** 2).sum(1)
+                better = ok & (sse < best)
+                best = np.where(better, sse, best)
+                out[better, :3] = full[better]
+                out[better, 3], out[better, 4] = mu, k
+    return out
+
+
+def _vm_refine(p: np.ndarray, y: np.ndarray, th: np.ndarray, n_iter: int = 30) -> np.ndarray:
+    """Vectorised Levenberg-Marquardt on every row at once (a1, a2 >= 0, kappa in bounds)."""
+    lo = np.array([-np.inf, 0, 0, -np.inf, _KAPPA[0]])
+    hi = np.array([np.inf, np.inf, np.inf, np.inf, _KAPPA[1]])
+    lam = np.full(len(p), 1e-3)
+
+    def sse(q):
+        return ((_vm2(q, th) - y) ** 2).sum(1)
+
+    cur = sse(p)
+    for _ in range(n_iter):
+        b, a1, a2, mu, k = (p[:, i:i + 1] for i in range(5))
+        c1, c2 = np.cos(th - mu), np.cos(th - mu - np.pi)
+        e1, e2 = np.exp(k * (c1 - 1)), np.exp(k * (c2 - 1))
+        s1, s2 = np.sin(th - mu), np.sin(th - mu - np.pi)
+        J = np.stack([np.ones_like(e1), e1, e2, a1 * e1 * k * s1 + a2 * e2 * k * s2,
+                      a1 * e1 * (c1 - 1) + a2 * e2 * (c2 - 1)], -1)     # (N, D, 5)
+        r = _vm2(p, th) - y
+        A = np.einsum("ndi,ndj->nij", J, J)
+        g = np.einsum("ndi,nd->ni", J, r)
+        A = A + lam[:, None, None] * (np.eye(5) * np.maximum(np.diagonal(A, axis1=1, axis2=2), 1e-12)[:, None, :])
+        step = np.linalg.solve(A + 1e-12 * np.eye(5), -g[..., None])[..., 0]
+        new = np.clip(p + step, lo, hi)
+        val = sse(new)
+        ok = val < cur
+        p = np.where(ok[:, None], new, p)
+        cur = np.where(ok, val, cur)
+        lam = np.where(ok, lam * 0.3, lam * 10)
+    return p
+
+
 def fit_von_mises(r: np.ndarray, directions_deg: np.ndarray) -> dict[str, np.ndarray]:
-    """Bimodal von Mises fit per neuron (peaks ``mu`` and ``mu + 180``, shared width).
+    """Bimodal von Mises fit per neuron (peaks ``mu`` and ``mu + 180``, shared width), every
+    neuron at once: a (mu, kappa) grid with closed-form linear parameters, then vectorised
+    Levenberg-Marquardt (a1, a2 >= 0, kappa in [0.05, 50]).
 
     Args:
       r: (n_units, n_directions) mean responses.
@@ -84,22 +161,22 @@ def fit_von_mises(r: np.ndarray, directions_deg: np.ndarray) -> dict[str, np.nda
       ``vm_a2``, ``vm_baseline``, ``vm_r2``.
     """
     th = np.deg2rad(np.asarray(directions_deg, np.float64))
-    out = {k: np.full(len(r), np.nan) for k in ("vm_mu", "vm_kappa", "vm_a1", "vm_a2", "vm_baseline", "vm_r2")}
-    for i, y in enumerate(np.asarray(r, np.float64)):
-        span = float(y.max() - y.min())
-        if not np.isfinite(span) or span <= 1e-12:
-            continue
-        mu0 = np.angle((y * np.exp(1j * th)).sum())
-        x0 = [y.min(), span, span / 2, mu0, 2.0]
-        fit = least_squares(lambda p: _vm2(p, th) - y, x0,
-                            bounds=([-np.inf, 0, 0, -4 * np.pi, 0.05], [np.inf, np.inf, np.inf, 4 * np.pi, 50]))
-        b, a1, a2, mu, k = fit.x
-        if a2 > a1:
-            a1, a2, mu = a2, a1, mu + np.pi
-        ss = ((y - y.mean()) ** 2).sum()
-        out["vm_mu"][i] = np.rad2deg(mu) % 360
-        out["vm_kappa"][i], out["vm_a1"][i], out["vm_a2"][i], out["vm_baseline"][i] = k, a1, a2, b
-        out["vm_r2"][i] = 1 - (fit.fun ** 2).sum() / max(ss, 1e-12)
+    y = np.asarray(r, np.float64)
+    out = {k: np.full(len(y), np.nan) for k in ("vm_mu", "vm_kappa", "vm_a1", "vm_a2", "vm_baseline", "vm_r2")}
+    span = y.max(1) - y.min(1) if y.size else np.zeros(0)
+    fit = np.isfinite(span) & (span > 1e-12)
+    if not fit.any():
+        return out
+    yy = y[fit]
+    p = _vm_refine(_vm_grid(yy, th), yy, th)
+    b, a1, a2, mu, k = p.T
+    swap = a2 > a1
+    a1, a2, mu = np.where(swap, a2, a1), np.where(swap, a1, a2), np.where(swap, mu + np.pi, mu)
+    ss = ((yy - yy.mean(1, keepdims=True)) ** 2).sum(1)
+    res = ((_vm2(p, th) - yy) ** 2).sum(1)
+    out["vm_mu"][fit] = np.rad2deg(mu) % 360
+    out["vm_kappa"][fit], out["vm_a1"][fit], out["vm_a2"][fit], out["vm_baseline"][fit] = k, a1, a2, b
+    out["vm_r2"][fit] = 1 - res / np.maximum(ss, 1e-12)
     return out
 
 
@@ -129,50 +206,96 @@ def _grating(model, direction: float, sf: float, tf: float, phase: float, n_fram
                             phase_deg=float(phase), contrast=contrast)
 
 
-def tuning_stimuli(model, cfg, seed: int) -> dict[str, np.ndarray]:
-    """Every clip of the tuning battery (the same for every scan), grey levels.
-
-    Returns {"grating": (n_dir, n_phases, T, H, W), "noise": (n_dir, n_rep, T, H, W),
-    "sf": (n_sf, n_dir, T, H, W), "tf": (n_tf, n_dir, T, H, W)}.
-    """
-    from twin.stimuli import directional_noise
-
-    dirs = directions(cfg)
-    T = cfg.n_frames
-    g = np.stack([np.stack([_grating(model, d, cfg.sf_cpd, cfg.tf_hz, 360.0 * p / cfg.n_phases, T, cfg.contrast)
-                            for p in range(cfg.n_phases)]) for d in dirs])
-    seeds = np.random.SeedSequence(seed).generate_state(cfg.noise_repeats)
-    nz = np.stack([np.stack([directional_noise(T, tuple(model.image_shape), direction_deg=float(d),
-                                               pixel_size_deg=model.pixel_size_deg, frame_rate=model.frame_rate,
-                                               seed=int(s), speed_deg_s=cfg.noise_speed_deg_s) for s in seeds])
-                   for d in dirs])
-    sf = np.stack([np.stack([_grating(model, d, f, cfg.tf_hz, 0.0, T, cfg.contrast) for d in dirs])
-                   for f in cfg.sf_list])
-    tf = np.stack([np.stack([_grating(model, d, cfg.sf_cpd, f, 0.0, T, cfg.contrast) for d in dirs])
-                   for f in cfg.tf_list])
-    return {"grating": g, "noise": nz, "sf": sf, "tf": tf}
-
-
 def directions(cfg) -> np.ndarray:
     """The equally spaced directions of motion, degrees."""
     return np.arange(cfg.n_directions) * 360.0 / cfg.n_directions
 
 
-def _clip_stats(model, clips: np.ndarray, rid: str, idx: np.ndarray, batch: int, tf_hz):
-    """Mean rate, F1 and F0 per clip over scored frames: clips (..., T, H, W), ``tf_hz`` broadcast
-    to the clips' leading shape; each batch of model outputs is reduced at once."""
-    lead = clips.shape[:-3]
-    flat = clips.reshape((-1,) + clips.shape[-3:])
-    tfs = np.broadcast_to(np.asarray(tf_hz, np.float64), lead).reshape(-1)
-    f0 = np.empty((len(flat), len(idx)))
-    f1 = np.empty_like(f0)
-    mean = np.empty_like(f0)
-    for s, r in iter_batches(model, flat, rid, batch, idx):
-        r = scored(model, r)
-        mean[s:s + len(r)] = r.mean(-2)
-        for c in range(len(r)):
-            f0[s + c], f1[s + c] = f1_f0(r[c], tfs[s + c], model.frame_rate)
-    return mean.reshape(lead + (-1,)), f1.reshape(lead + (-1,)), f0.reshape(lead + (-1,))
+def tuning_clips(model, cfg, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Every distinct clip of the tuning battery (the same for every scan), grey levels.
+
+    Returns ``clips`` (n, T, H, W), ``tf`` (n,) the temporal frequency of each clip (1 Hz for
+    noise: unused) and index arrays into ``clips``: ``"grating"`` (n_dir, n_phases), ``"noise"``
+    (n_dir, noise_repeats), ``"sf"`` (n_sf, n_dir), ``"tf"`` (n_tf, n_dir). A grating that appears
+    in several runs (the SF and TF sweeps at the direction run's SF/TF, phase 0) is shown once.
+    """
+    from twin.stimuli import directional_noise
+
+    dirs = directions(cfg)
+    T = cfg.n_frames
+    clips: list[np.ndarray] = []
+    tfs: list[float] = []
+    seen: dict[tuple, int] = {}
+
+    def grating(d, sf, tf, phase):
+        key = ("g", round(float(d), 6), round(float(sf), 9), round(float(tf), 9), round(float(phase) % 360, 6))
+        if key not in seen:
+            seen[key] = len(clips)
+            clips.append(_grating(model, d, sf, tf, phase, T, cfg.contrast))
+            tfs.append(float(tf))
+        return seen[key]
+
+    idx = {"grating": np.array([[grating(d, cfg.sf_cpd, cfg.tf_hz, 360.0 * p / cfg.n_phases)
+                                 for p in range(cfg.n_phases)] for d in dirs], np.int64)}
+    seeds = np.random.SeedSequence(seed).generate_state(cfg.noise_repeats)
+    noise = np.zeros((len(dirs), cfg.noise_repeats), np.int64)
+    for a, d in enumerate(dirs):
+        for b, s in enumerate(seeds):
+            noise[a, b] = len(clips)
+            clips.append(directional_noise(T, tuple(model.image_shape), direction_deg=float(d),
+                                           pixel_size_deg=model.pixel_size_deg, frame_rate=model.frame_rate,
+                                           seed=int(s), speed_deg_s=cfg.noise_speed_deg_s))
+            tfs.append(1.0)
+    idx["noise"] = noise
+    idx["sf"] = np.array([[grating(d, f, cfg.tf_hz, 0.0) for d in dirs] for f in cfg.sf_list], np.int64)
+    idx["tf"] = np.array([[grating(d, cfg.sf_cpd, f, 0.0) for d in dirs] for f in cfg.tf_list], np.int64)
+    return np.stack(clips).astype(np.float32), np.asarray(tfs), idx
+
+
+def tuning_stimuli(model, cfg, seed: int) -> dict[str, np.ndarray]:
+    """Every clip of the tuning battery by run, grey levels (duplicates included).
+
+    Returns {"grating": (n_dir, n_phases, T, H, W), "noise": (n_dir, n_rep, T, H, W),
+    "sf": (n_sf, n_dir, T, H, W), "tf": (n_tf, n_dir, T, H, W)}.
+    """
+    clips, _, idx = tuning_clips(model, cfg, seed)
+    return {k: clips[v] for k, v in idx.items()}
+
+
+def _f1_weights(tf_hz: np.ndarray, n_frames: int, frame_rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per clip (n,) weights over ``n_frames`` frames: F0 = sum w0 r, F1 = 2 |sum w1 r| over the
+    longest whole number of cycles from the start (all frames when shorter than a cycle)."""
+    n = len(tf_hz)
+    w0 = np.zeros((n, n_frames))
+    w1 = np.zeros((n, n_frames), np.complex128)
+    t = np.arange(n_frames) / frame_rate
+    for i, tf in enumerate(np.asarray(tf_hz, np.float64)):
+        n_cyc = int(np.floor(n_frames * tf / frame_rate))
+        k = int(round(n_cyc * frame_rate / tf)) if n_cyc >= 1 else n_frames
+        k = min(max(k, 1), n_frames)
+        w0[i, :k] = 1.0 / k
+        w1[i, :k] = np.exp(-2j * np.pi * tf * t[:k]) / k
+    return w0, w1
+
+
+def clip_stats(model, units: pd.DataFrame, clips: np.ndarray, tf_hz: np.ndarray, batch: int):
+    """Mean rate, F1 and F0 per clip and unit over scored frames, each (n_clips, n_units);
+    every model call answers for every unit, and each batch is reduced at once."""
+    from twin.insilico.engine import iter_responses
+
+    n = len(clips)
+    T = clips.shape[1] - int(model.burn_in)
+    w0, w1 = _f1_weights(tf_hz, T, model.frame_rate)
+    mean = np.empty((n, len(units)))
+    f0 = np.empty_like(mean)
+    f1 = np.empty_like(mean)
+    for s, r in iter_responses(model, units, clips, batch):
+        r = scored(model, r).astype(np.float64)                          # (b, T', N)
+        sl = slice(s, s + len(r))
+        mean[sl] = r.mean(1)
+        f0[sl] = np.einsum("bt,btn->bn", w0[sl], r)
+        f1[sl] = 2 * np.abs(np.einsum("bt,btn->bn", w1[sl], r))
+    return mean, f1, f0
 
 
 def run_tuning(model, units: pd.DataFrame, cfg, seed: int, progress=None) -> xr.Dataset:
@@ -183,25 +306,16 @@ def run_tuning(model, units: pd.DataFrame, cfg, seed: int, progress=None) -> xr.
     per-unit metrics named in the module docstring; noise-based metrics carry a ``noise_`` prefix.
     """
     rng = np.random.default_rng(seed)
-    stim = tuning_stimuli(model, cfg, seed)
+    clips, tfs, idx = tuning_clips(model, cfg, seed)
     dirs = directions(cfg)
     n = len(units)
-    nd = len(dirs)
-    g = np.zeros((nd, cfg.n_phases, n))
-    nz = np.zeros((nd, cfg.noise_repeats, n))
-    sf_mean = np.zeros((len(cfg.sf_list), nd, n))
-    sf_f1 = np.zeros_like(sf_mean)
-    sf_f0 = np.zeros_like(sf_mean)
-    tf_mean = np.zeros((len(cfg.tf_list), nd, n))
-    for rid, rows, idx in by_scan(units):
-        g[..., rows] = _clip_stats(model, stim["grating"], rid, idx, cfg.batch, cfg.tf_hz)[0]
-        nz[..., rows] = _clip_stats(model, stim["noise"], rid, idx, cfg.batch, 1.0)[0]
-        m, f1, f0 = _clip_stats(model, stim["sf"], rid, idx, cfg.batch, cfg.tf_hz)
-        sf_mean[..., rows], sf_f1[..., rows], sf_f0[..., rows] = m, f1, f0
-        tf_mean[..., rows] = _clip_stats(model, stim["tf"], rid, idx, cfg.batch,
-                                         np.asarray(cfg.tf_list)[:, None])[0]
-        if progress is not None:
-            progress.update(1)
+    mean, f1_all, f0_all = clip_stats(model, units, clips, tfs, cfg.batch)
+    if progress is not None:
+        progress.update(n)
+    g = mean[idx["grating"]]                           # (n_dir, n_phases, n)
+    nz = mean[idx["noise"]]
+    sf_mean, sf_f1, sf_f0 = mean[idx["sf"]], f1_all[idx["sf"]], f0_all[idx["sf"]]
+    tf_mean = mean[idx["tf"]]
     data: dict = {"grating_response": (("unit", "direction", "repeat"), g.transpose(2, 0, 1)),
                   "noise_response": (("unit", "direction", "noise_repeat"), nz.transpose(2, 0, 1))}
     for prefix, trials in (("", g), ("noise_", nz)):

@@ -11,6 +11,7 @@ class CoreConfig:
     then a causal temporal conv over ``temporal_kernel`` frames), ELU, then a ConvGRU.
 
     ``kernel`` may hold one size per layer (the first is usually larger), or one for all.
+    The feature map is ``input_downsample * downsample`` times smaller than the frames.
     """
 
     channels: int = 16
@@ -20,6 +21,7 @@ class CoreConfig:
     gru_channels: int = 16
     gru_kernel: int = 3
     downsample: int = 1           # average-pool the conv features by this factor before the GRU
+    input_downsample: int = 1     # average-pool the (normalised) frames by this factor before the convs
     laplace_weight: float = 0.1   # smoothness of the first-layer spatial filters
 
 
@@ -57,6 +59,12 @@ class ModelConfig:
     readout: ReadoutConfig = field(default_factory=ReadoutConfig)
     shifter: ShifterConfig = field(default_factory=ShifterConfig)
     modulator: ModulatorConfig = field(default_factory=ModulatorConfig)
+
+
+def total_downsample(core: CoreConfig | dict) -> int:
+    """Factor between the stimulus pixel grid and the core's feature map."""
+    get = core.get if isinstance(core, dict) else (lambda k, d: getattr(core, k, d))
+    return int(get("input_downsample", 1)) * int(get("downsample", 1))
 
 
 def layer_kernels(core: CoreConfig) -> list[int]:

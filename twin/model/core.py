@@ -6,7 +6,9 @@ grouped/depthwise convolutions are slow). The causal temporal convolution is a s
 ``temporal_kernel`` shifted matrix products over channels. All layers keep the spatial size
 ("SAME" padding), so the core's feature map is aligned with the stimulus pixels, unless
 ``downsample > 1`` average-pools the features before the GRU (the GRU's per-frame cost falls by
-``downsample**2``; readout positions still span [-1, 1] over the whole image).
+``downsample**2``; readout positions still span [-1, 1] over the whole image). ``input_downsample
+> 1`` average-pools the normalised frames before the first convolution (every layer's cost falls
+by ``input_downsample**2`` and the same kernels cover a larger part of the visual field).
 """
 
 from __future__ import annotations
@@ -121,9 +123,12 @@ class Core(nnx.Module):
         self.gru = ConvGRU(chans[-1], cfg.gru_channels, cfg.gru_kernel, rng=rng)
         self.out_channels = cfg.gru_channels
         self.downsample = cfg.downsample
+        self.input_downsample = cfg.input_downsample
 
     def __call__(self, x: jax.Array) -> jax.Array:
         y = x[..., None]
+        if self.input_downsample > 1:
+            y = avg_pool(y, self.input_downsample)
         for conv in self.convs:
             y = jax.nn.elu(conv(y))
         if self.downsample > 1:

@@ -103,7 +103,9 @@ class TwinResponseModel:
         if units == "grid":
             return mu
         h, w = self.image_shape
-        f = int(self.info["model_config"]["core"].get("downsample", 1))
+        from twin.model.config import total_downsample
+
+        f = total_downsample(self.info["model_config"]["core"])
 
         def to_deg(g, n):  # grid -> pixel on the (pooled) feature map -> stimulus pixel -> degrees
             pix = (g + 1) / 2 * (n // f - 1) * f + (f - 1) / 2

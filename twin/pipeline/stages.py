@@ -3,7 +3,7 @@
 Each stage function takes a :class:`twin.pipeline.runner.StageContext` and calls the public API
 of its package (imports happen inside, so ``twin --help`` stays fast):
 
-    simulate  twin.simulate.simulate(SimConfig, OUT/simulate)
+    simulate  twin.simulate.simulate(SimConfig, OUT/simulate)  (package function; code in twin.simulate.mouse)
     import    twin.data importers -> OUT/import/recordings/*.h5 (+ connectome/ copied)
     recordings  user Recording files linked under OUT/recordings/recordings (+ connectome/)
     train     twin.train.loop.train(TrainConfig, OUT/train)            (resumes from checkpoints)

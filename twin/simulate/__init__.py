@@ -15,8 +15,8 @@ __all__ = ["SimConfig", "preset", "load_sim_config", "simulate", "load_truth_mod
 
 
 def simulate(config: SimConfig, out_dir: Any, *, progress: bool = True):
-    """Simulate ``config`` into ``out_dir``; see :func:`twin.simulate.simulate.simulate`."""
-    from twin.simulate.simulate import simulate as _simulate
+    """Simulate ``config`` into ``out_dir``; see :func:`twin.simulate.mouse.simulate`."""
+    from twin.simulate.mouse import simulate as _simulate
 
     return _simulate(config, out_dir, progress=progress)
 

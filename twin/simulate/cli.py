@@ -44,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out_dir)
     if out.exists() and any(out.iterdir()) and not args.force:
         raise InputError(out, "OUT_DIR", "a new or empty folder (or --force to replace it)", "a non-empty folder")
-    from twin.simulate.simulate import simulate
+    from twin.simulate.mouse import simulate
 
     simulate(cfg, out, progress=not args.quiet)
     summary = json.loads((out / "summary.json").read_text())

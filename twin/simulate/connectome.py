@@ -62,9 +62,10 @@ class ConnectomeConfig:
     keys take the published values, :data:`BETA`); ``base_density``: synapses per um of Ld at
     zero similarity and invariance (1 connected per ~34 ADP pairs with the defaults)."""
     beta: dict[str, float] = field(default_factory=lambda: dict(BETA))
-    base_density: float = 0.0017
+    base_density: float = 0.0014
     invariance_pre: float = -1.0      # log density per unit of the pre's phase invariance
-    invariance_post: float = -0.4     # ... of the post's (posts end up more invariant than pres)
+    invariance_post: float = 0.0      # ... of the post's (0: connected posts are more invariant than pres;
+    #                                   a post term correlates with similarity and biases like-to-like fits)
     invariance_diff: float = 0.0      # ... per unit of |p_pre - p_post|
     pre_effect_sd: float = 0.3        # per-presynaptic-cell log density s.d. (the GLMM's random intercept)
     size_median_vox: float = 2000.0   # synapse size (cleft voxels) at zero similarity
@@ -281,7 +282,7 @@ def _synapses(cells: pd.DataFrame, similarity: np.ndarray, ld: pd.DataFrame, nea
 def simulate_connectome(neurons: pd.DataFrame, similarity: np.ndarray, config: ConnectomeConfig,
                         seed: int) -> dict[str, pd.DataFrame]:
     """The connectome over ``neurons`` (one row per imaged neuron, columns as
-    ``twin.simulate.simulate.NEURON_COLUMNS``; positions in um) given their true signal
+    ``twin.simulate.mouse.NEURON_COLUMNS``; positions in um) given their true signal
     correlations ``similarity`` (n, n). Returns CAVE-schema tables by name (see the module
     docstring and docs/CONNECTOME_CONTRACT.md); the same ``seed`` gives identical tables."""
     missing = [c for c in NEED if c not in neurons]

@@ -26,6 +26,7 @@ from scipy.spatial import cKDTree
 from twin.connectome.proximity import AXON, DENDRITE_TYPES, SWC_COLUMNS, cut_edges
 
 SOMA, BASAL, APICAL = 1, 3, 4
+NEAR = ("pre", "post", "length", "dend_x", "dend_y", "dend_z", "axon_x", "axon_y", "axon_z")
 
 
 @dataclass(frozen=True)
@@ -222,17 +223,17 @@ def pieces(arbors: Arbors, types: tuple[int, ...], max_len_um: float, c0: int = 
     return mid, length, owner
 
 
-def _axon_edges(arbors: Arbors, max_len_um: float) -> tuple[np.ndarray, ...]:
-    """Every axon edge: start a (e, 3), end b (e, 3), its number of pieces in ``cut_edges``
-    (ceil(len / max_len_um), at least 1) and its cell (e,)."""
-    child = np.flatnonzero((arbors.type == AXON) & (arbors.parent >= 0))
+def _edges(arbors: Arbors, types: tuple[int, ...], max_len_um: float) -> tuple[np.ndarray, ...]:
+    """Every edge whose child has one of ``types``: start a (e, 3), end b (e, 3), its number of
+    pieces in ``cut_edges`` (ceil(len / max_len_um), at least 1) and its cell (e,), by cell."""
+    child = np.flatnonzero(np.isin(arbors.type, types) & (arbors.parent >= 0))
     a, b = arbors.xyz[arbors.parent[child]], arbors.xyz[child]
     n = np.maximum(np.ceil(np.linalg.norm(b - a, axis=1) / max_len_um).astype(np.int64), 1)
     return a, b, n, arbors.cell[child]
 
 
 def proximity_pairs(arbors: Arbors, radius_um: float = 5.0, max_len_um: float = 1.0, search_step_um: float = 5.0,
-                    chunk_edges: int = 100_000, workers: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
+                    chunk_edges: int = 25_000, workers: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Ld of every (pre, post) cell pair, pre != post, with Ld > 0 (as ``proximity_table``).
 
     Search: points every <= ``search_step_um`` along each axon edge are matched (KD-tree ball
@@ -245,27 +246,32 @@ def proximity_pairs(arbors: Arbors, radius_um: float = 5.0, max_len_um: float = 
     length`` (um), ``dend_x/y/z`` (piece midpoint, um) and ``axon_x/y/z`` (nearest axon piece
     midpoint, um), float32, in ``ld``'s pair order."""
     n_cells = len(arbors.start) - 1
-    parts = [pieces(arbors, DENDRITE_TYPES, max_len_um, c, min(c + 500, n_cells)) for c in range(0, n_cells, 500)]
-    dmid, dlen, downer = (np.concatenate(x) for x in zip(*parts)) if parts else (
-        np.zeros((0, 3)), np.zeros(0), np.zeros(0, np.int64))
-    del parts
-    dtree = cKDTree(dmid)
-    a, b, n_piece, owner = _axon_edges(arbors, max_len_um)
+    _, _, n_dend, dcell = _edges(arbors, DENDRITE_TYPES, max_len_um)
+    per_cell = np.r_[0, np.cumsum(np.bincount(dcell, n_dend, minlength=n_cells))].astype(np.int64)
+    dmid, dlen, downer = np.empty((per_cell[-1], 3)), np.empty(per_cell[-1]), np.empty(per_cell[-1], np.int32)
+    for c in range(0, n_cells, 500):  # filled in place, cells in order: no concatenated copies
+        c1 = min(c + 500, n_cells)
+        sl = slice(per_cell[c], per_cell[c1])
+        dmid[sl], dlen[sl], downer[sl] = pieces(arbors, DENDRITE_TYPES, max_len_um, c, c1)
+    dtree = cKDTree(dmid, copy_data=False)
+    a, b, n_piece, owner = _edges(arbors, (AXON,), max_len_um)
     ab = b - a
     ab2 = np.maximum((ab ** 2).sum(1), 1e-300)
     m = np.maximum(np.ceil(np.sqrt(ab2) / search_step_um).astype(np.int64), 1)  # search points per edge
     reach = radius_um + search_step_um / 2
-    out = []
-    for e0 in range(0, len(a), chunk_edges):
-        e = np.repeat(np.arange(e0, min(e0 + chunk_edges, len(a))), m[e0:e0 + chunk_edges])
-        k = np.arange(len(e)) - np.repeat(np.cumsum(m[e0:e0 + chunk_edges]) - m[e0:e0 + chunk_edges],
-                                          m[e0:e0 + chunk_edges])
-        pts = a[e] + ((k + 0.5) / m[e])[:, None] * ab[e]
-        if len(pts) == 0 or len(dmid) == 0:
-            continue
-        hits = dtree.query_ball_point(pts, reach, workers=workers)
+    lds, nears = [], []
+    e0 = 0
+    while e0 < len(a) and len(dmid):
+        e1 = min(e0 + chunk_edges, len(a))
+        if e1 < len(a):  # a chunk holds whole cells (edges are sorted by cell), so its pres are its own
+            e1 = int(np.searchsorted(owner, owner[e1 - 1], side="right"))
+        e = np.repeat(np.arange(e0, e1), m[e0:e1])
+        k = np.arange(len(e)) - np.repeat(np.cumsum(m[e0:e1]) - m[e0:e1], m[e0:e1])
+        e0 = e1
+        hits = dtree.query_ball_point(a[e] + ((k + 0.5) / m[e])[:, None] * ab[e], reach, workers=workers)
         size = np.fromiter((len(h) for h in hits), np.int64, len(hits))
         e, j = np.repeat(e, size), np.concatenate(hits).astype(np.int64) if size.sum() else np.zeros(0, np.int64)
+        del hits
         pre = owner[e]
         keep = pre != downer[j]
         e, j, pre = e[keep], j[keep], pre[keep]
@@ -273,25 +279,22 @@ def proximity_pairs(arbors: Arbors, radius_um: float = 5.0, max_len_um: float = 
         t = ((dmid[j] - a[e]) * ab[e]).sum(1) / ab2[e]
         slot = np.clip(np.floor(t * n_piece[e]), 0, n_piece[e] - 1)
         p = a[e] + ((slot + 0.5) / n_piece[e])[:, None] * ab[e]
-        d = np.sqrt(((dmid[j] - p) ** 2).sum(1))
-        ok = d < radius_um  # cKDTree.query's distance_upper_bound is strict
+        ok = np.sqrt(((dmid[j] - p) ** 2).sum(1)) < radius_um  # cKDTree.query's distance_upper_bound is strict
         pre, j, p = pre[ok], j[ok], p[ok]
-        _, first = np.unique(pre * len(dmid) + j, return_index=True)  # one near axon point per (pre, piece)
-        out.append((pre[first], j[first], p[first].astype(np.float32)))
-    pre, j, p = (np.concatenate(x) for x in zip(*out)) if out else (
-        np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.float32))
-    # a (pre, piece) found from two chunks (a cell's edges split between them) counts once
-    _, first = np.unique(pre * len(dmid) + j, return_index=True)
-    pre, j, p = pre[first], j[first], p[first]
-    post = downer[j]
-    order = np.lexsort((post, pre))
-    pre, j, p, post = pre[order], j[order], p[order], post[order]
-    new = np.r_[True, (pre[1:] != pre[:-1]) | (post[1:] != post[:-1])] if len(pre) else np.zeros(0, bool)
-    first = np.flatnonzero(new)
-    ld = pd.DataFrame({"pre": pre[first].astype(np.int64), "post": post[first].astype(np.int64),
-                       "ld_um": np.add.reduceat(dlen[j], first) if len(first) else np.zeros(0)})
-    dm = dmid[j].astype(np.float32)
-    near = pd.DataFrame({"pre": pre.astype(np.int32), "post": post.astype(np.int32),
-                         "length": dlen[j].astype(np.float32), "dend_x": dm[:, 0], "dend_y": dm[:, 1],
-                         "dend_z": dm[:, 2], "axon_x": p[:, 0], "axon_y": p[:, 1], "axon_z": p[:, 2]})
-    return ld, near
+        _, first = np.unique(pre * len(dmid) + j, return_index=True)  # each (pre, piece) once
+        pre, j, p = pre[first], j[first], p[first]
+        post = downer[j].astype(np.int64)
+        order = np.lexsort((post, pre))
+        pre, j, p, post = pre[order], j[order], p[order].astype(np.float32), post[order]
+        start = np.flatnonzero(np.r_[True, (pre[1:] != pre[:-1]) | (post[1:] != post[:-1])]) if len(pre) else pre
+        lds.append(pd.DataFrame({"pre": pre[start], "post": post[start],
+                                 "ld_um": np.add.reduceat(dlen[j], start) if len(start) else np.zeros(0)}))
+        dm = dmid[j].astype(np.float32)
+        nears.append(pd.DataFrame({"pre": pre.astype(np.int32), "post": post.astype(np.int32),
+                                   "length": dlen[j].astype(np.float32), "dend_x": dm[:, 0], "dend_y": dm[:, 1],
+                                   "dend_z": dm[:, 2], "axon_x": p[:, 0], "axon_y": p[:, 1], "axon_z": p[:, 2]}))
+    if not lds:
+        return (pd.DataFrame({"pre": np.zeros(0, np.int64), "post": np.zeros(0, np.int64), "ld_um": np.zeros(0)}),
+                pd.DataFrame({c: np.zeros(0, np.int32 if c in ("pre", "post") else np.float32) for c in NEAR}))
+    return pd.concat(lds, ignore_index=True), pd.concat(nears, ignore_index=True)
+
