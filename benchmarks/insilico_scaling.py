@@ -1,23 +1,37 @@
 """How the in-silico battery scales with the number of neurons (it should scale with stimuli).
 
-Times, on the synthetic :class:`twin.insilico.testing.GaborPopulation` (or ``--truth SIM_DIR``
-for the simulator's planted neurons, first ``n`` units), a tuning battery (16 directions of
-gratings and directional noise, SF/TF sweeps) and MEIs (a fixed number of ascent steps for a
-fixed-size batch of neurons), as the neuron count grows tenfold per step. The tuning battery's
-model calls are the same for every neuron count (one call answers for all neurons); MEIs need one
-input per neuron, so their time per *step* is flat while the number of batches grows.
+For each neuron count (tenfold steps) times, on one scan of ``n`` neurons:
 
-    python benchmarks/insilico_scaling.py [--sizes 10 100 1000] [--steps 50] [--image 36 64]
+* ``tuning_s``: the tuning battery of ``experiments/insilico/demo.toml`` (16 directions of
+  gratings and directional noise, SF/TF sweeps, permutation tests, von Mises fits, F1/F0). Its
+  model calls are the same whatever ``n`` (one pass per clip answers for every neuron), so this
+  should stay nearly flat;
+* ``mei_s``: MEIs for all ``n`` neurons (``--steps`` ascent steps, waves of ``unit_batch``
+  neurons, one compilation): one input per neuron, so this grows with ``n`` but the time per
+  neuron (``mei_ms/neuron``) should fall, then stay flat.
 
-Prints one line per size: neurons, tuning seconds (stimuli, model calls, gOSI/gDSI, permutation
-tests, F1/F0), the extra seconds of the per-neuron von Mises fits, MEI seconds (for ``--mei-units`` neurons, so
-the per-batch cost is comparable), and the backend. Not run by the tests.
+Models (``--model``): ``twin`` (default: a randomly initialised twin with the demo training
+architecture, ``experiments/train/demo.toml``: a shared core, so a pass costs the same for 10
+or 1000 neurons), ``gabor`` (:class:`twin.insilico.testing.GaborPopulation` through the generic
+``model.predict`` path: every pass computes every neuron, so its per-neuron MEI time grows with
+``n``), or ``truth`` with ``--sim SIM_DIR`` (the simulator's planted neurons: the first ``n``
+neurons of the simulation, one group per neuron for MEIs). Compilation is excluded (one warm-up
+run per size); the backend is printed.
+
+    python benchmarks/insilico_scaling.py [--model twin|gabor|truth] [--sim SIM_DIR]
+        [--sizes 10 100 1000] [--steps 4]
+
+Not run by the tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _time(fn) -> float:
@@ -28,40 +42,53 @@ def _time(fn) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", choices=("twin", "gabor", "truth"), default="twin")
+    p.add_argument("--sim", help="simulation folder for --model truth")
     p.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
-    p.add_argument("--steps", type=int, default=50, help="MEI ascent steps")
-    p.add_argument("--mei-units", type=int, default=32, help="neurons per MEI batch (one batch timed)")
-    p.add_argument("--image", type=int, nargs=2, default=[36, 64])
-    p.add_argument("--frames", type=int, default=30, help="frames per tuning clip")
+    p.add_argument("--steps", type=int, default=4, help="MEI ascent steps")
     args = p.parse_args(argv)
 
     import jax
 
     from twin.insilico.common import unit_table
-    from twin.insilico.config import MEIConfig, TuningConfig
-    from twin.insilico.mei import run_mei
-    from twin.insilico.testing import GaborPopulation
+    from twin.insilico.config import load_insilico_config
+    from twin.insilico.mei import compute_meis
+    from twin.insilico.testing import GaborPopulation, random_twin
     from twin.insilico.tuning import run_tuning
 
-    tcfg = TuningConfig(n_directions=16, n_frames=args.frames, n_permutations=100, von_mises=False)
-    vcfg = TuningConfig(n_directions=16, n_frames=args.frames, n_permutations=100)
-    mcfg = MEIConfig(n_steps=args.steps, unit_batch=args.mei_units, n_frames=8, n_random=2)
-    print(f"backend {jax.default_backend()}  image {tuple(args.image)}  tuning clips "
-          f"{16 * (tcfg.n_phases + tcfg.noise_repeats + len(tcfg.sf_list) + len(tcfg.tf_list))} x {args.frames} frames")
-    print(f"{'neurons':>8} {'tuning_s':>9} {'+vonmises_s':>12} {'mei_s(' + str(args.mei_units) + ' units)':>18} "
-          f"{'mei_s/neuron':>13}")
+    demo = load_insilico_config(ROOT / "experiments" / "insilico" / "demo.toml")
+    tcfg = demo.tuning
+    mcfg = dataclasses.replace(demo.mei, n_steps=args.steps, max_units=0)
+    truth = None
+    if args.model == "truth":
+        if not args.sim:
+            p.error("--model truth needs --sim SIM_DIR")
+        from twin.simulate import load_truth_model
+
+        truth = load_truth_model(args.sim)
+    n_clips = tcfg.n_directions * (tcfg.n_phases + tcfg.noise_repeats + len(tcfg.sf_list) + len(tcfg.tf_list))
+    print(f"backend {jax.default_backend()}  model {args.model}  tuning: up to {n_clips} clips x {tcfg.n_frames} "
+          f"frames (duplicates shown once)  MEI: {args.steps} steps, waves of {mcfg.unit_batch}")
+    print(f"{'neurons':>8} {'tuning_s':>9} {'mei_s':>8} {'mei_ms/neuron':>14}")
     for n in args.sizes:
-        m = GaborPopulation(n=n, image_shape=tuple(args.image), pixel_size_deg=2.0, seed=0)
-        units = unit_table(m, m.recording_ids())
-        run_tuning(m, units.iloc[:2], TuningConfig(n_directions=2, n_frames=args.frames, sf_list=(0.04,),
-                                                   tf_list=(2.0,), n_phases=1, noise_repeats=1,
-                                                   n_permutations=1), 0)   # compile
+        if args.model == "twin":
+            m = random_twin(n)
+            units = unit_table(m, m.recording_ids())
+        elif args.model == "gabor":
+            m = GaborPopulation(n=n, image_shape=(36, 64), pixel_size_deg=2.0, seed=0)
+            units = unit_table(m, m.recording_ids())
+        else:
+            m = truth
+            units = unit_table(m, m.recording_ids()).iloc[:n].reset_index(drop=True)
+            if len(units) < n:
+                print(f"{n:>8} (the simulation has only {len(units)} neurons)")
+                continue
+        small = dataclasses.replace(tcfg, n_permutations=1)
+        run_tuning(m, units, small, 0)                                     # compile
         t_tune = _time(lambda: run_tuning(m, units, tcfg, 0))
-        t_vm = _time(lambda: run_tuning(m, units, vcfg, 0)) - t_tune
-        sub = units.iloc[:args.mei_units]
-        run_mei(m, sub, MEIConfig(n_steps=1, unit_batch=args.mei_units, n_frames=8, n_random=2), 0)  # compile
-        t_mei = _time(lambda: run_mei(m, sub, mcfg, 0))
-        print(f"{n:>8} {t_tune:>9.2f} {t_vm:>12.2f} {t_mei:>18.2f} {t_mei / len(sub):>13.4f}")
+        compute_meis(m, units, dataclasses.replace(mcfg, n_steps=2), 0)       # compile (same waves)
+        t_mei = _time(lambda: compute_meis(m, units, mcfg, 0))
+        print(f"{len(units):>8} {t_tune:>9.2f} {t_mei:>8.2f} {1000 * t_mei / len(units):>14.1f}", flush=True)
     return 0
 
 

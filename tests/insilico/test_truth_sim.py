@@ -4,22 +4,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 TINY = Path(__file__).resolve().parents[2] / "experiments" / "insilico" / "tiny.toml"
 
 
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    from twin.cli import main
+
+    out = tmp_path_factory.mktemp("truth") / "sim"
+    assert main(["simulate", "--preset", "tiny", "--seed", "3", "--quiet", str(out)]) == 0
+    return out
+
+
 @pytest.mark.slow
-def test_battery_on_planted_neurons_recovers_orientation_rf_and_cell_class(tmp_path):
+def test_battery_on_planted_neurons_recovers_orientation_rf_and_cell_class(sim, tmp_path, capsys):
     from twin.cli import main
     from twin.insilico.score import score_battery
 
-    sim = tmp_path / "sim"
-    assert main(["simulate", "--preset", "tiny", "--seed", "3", "--quiet", str(sim)]) == 0
     out = tmp_path / "ins"
-    assert main(["insilico", str(TINY), "--truth", str(sim), "--out", str(out), "--quiet",
+    assert main(["insilico", str(TINY), "--truth", str(sim), "--out", str(out), "--quiet", "--score", str(sim),
                  "--set", 'experiments=["tuning", "rf", "profiles"]', "--set", "rf.grad_samples=1",
                  "--set", "similarity.n_clips=8", "--set", "similarity.n_frames=40"]) == 0
+    printed = capsys.readouterr().out
+    assert "quality bar" in printed and "ori_error_median_deg" in printed and (out / "score.json").is_file()
     s = score_battery(out, sim, truth_battery_dir=out)
     assert s["ori_error_median_deg"] < 15
     assert s["simple_complex_auc"] >= 0.85
@@ -28,3 +38,26 @@ def test_battery_on_planted_neurons_recovers_orientation_rf_and_cell_class(tmp_p
     # correlations still agree clearly beyond chance
     s_sim = score_battery(out, sim)
     assert s_sim["signal_corr_r"] >= 0.5
+
+
+@pytest.mark.slow
+def test_planted_neurons_fast_path_answers_as_the_truth_model(sim):
+    from twin.insilico.common import unit_table
+    from twin.insilico.engine import own_responses, plans, predict_all
+    from twin.simulate import load_truth_model
+
+    m = load_truth_model(sim)
+    units = unit_table(m, m.recording_ids())
+    h, w = m.image_shape
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (2, m.burn_in + 3, h, w)).astype(np.float32)
+    ref = np.concatenate([np.asarray(m.predict(x, r)) for r in m.recording_ids()], -1)
+    np.testing.assert_allclose(predict_all(m, units, x), ref, rtol=1e-4, atol=1e-6)
+    fam = plans(m, units, "unit", chunk=1)           # one neuron per group; bipartite ones apart
+    assert sum((p.rows >= 0).sum() for p in fam) == len(units) and all(p.rows.shape[1] == 1 for p in fam)
+    imgs = rng.uniform(0, 255, (len(units), 1, h, w)).astype(np.float32)
+    got = own_responses(m, units, imgs, n_frames=m.burn_in + 2, batch=16)[:, 0]
+    for row in range(0, len(units), 7):
+        clip = np.broadcast_to(imgs[row][:, None], (1, m.burn_in + 2, h, w))
+        r = np.asarray(m.predict(clip, units["recording_id"][row]))[0, m.burn_in:, units["index"][row]].mean()
+        assert np.isclose(got[row], r, rtol=1e-4, atol=1e-6)

@@ -93,3 +93,43 @@ def test_tuning_output_has_neuron_coordinates(tuning_result):
     for c in ("recording_id", "session", "scan_idx", "unit_id", "pt_root_id"):
         assert c in tuning_result.coords
     assert tuning_result["grating_response"].dims == ("unit", "direction", "repeat")
+
+
+def test_vectorised_von_mises_fit_is_as_good_as_scipy_least_squares():
+    from scipy.optimize import least_squares
+
+    from twin.insilico.tuning import _vm2
+
+    rng = np.random.default_rng(3)
+    th = np.arange(16) * 22.5
+    t = np.deg2rad(th)
+    n = 12
+    p = np.stack([rng.uniform(0, .5, n), rng.uniform(.2, 2, n), rng.uniform(0, 1, n), rng.uniform(0, 2 * np.pi, n),
+                  np.exp(rng.uniform(np.log(.3), np.log(20), n))], 1)
+    y = _vm2(p, t) + 0.05 * rng.standard_normal((n, 16))
+    f = fit_von_mises(y, th)
+    fitted = np.stack([f["vm_baseline"], f["vm_a1"], f["vm_a2"], np.deg2rad(f["vm_mu"]), f["vm_kappa"]], 1)
+    sse = ((_vm2(fitted, t) - y) ** 2).sum(1)
+    for i in range(n):
+        span = y[i].max() - y[i].min()
+        ref = least_squares(lambda q: _vm2(q[None], t)[0] - y[i],
+                            [y[i].min(), span, span / 2, np.angle((y[i] * np.exp(1j * t)).sum()), 2.0],
+                            bounds=([-np.inf, 0, 0, -4 * np.pi, 0.05], [np.inf, np.inf, np.inf, 4 * np.pi, 50]))
+        assert sse[i] <= 1.001 * (ref.fun ** 2).sum() + 1e-12
+
+
+def test_vectorised_permutation_test_equals_the_shuffling_loop():
+    rng = np.random.default_rng(0)
+    th = np.arange(8) * 45.0
+    trials = np.abs(rng.standard_normal((8, 3, 20))) + np.cos(np.deg2rad(2 * th))[:, None, None]
+    got = permutation_p(trials, th, 300, np.random.default_rng(5))
+    loop = np.random.default_rng(5)
+    obs = selectivity(trials.mean(1).T, th)
+    flat = trials.reshape(24, 20)
+    ge_o, ge_d = np.zeros(20), np.zeros(20)
+    for _ in range(300):
+        null = selectivity(flat[loop.permutation(24)].reshape(8, 3, 20).mean(1).T, th)
+        ge_o += null["gosi"] >= obs["gosi"] - 1e-12
+        ge_d += null["gdsi"] >= obs["gdsi"] - 1e-12
+    np.testing.assert_array_equal(got["gosi_p"], (1 + ge_o) / 301)
+    np.testing.assert_array_equal(got["gdsi_p"], (1 + ge_d) / 301)

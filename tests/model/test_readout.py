@@ -50,11 +50,16 @@ def test_initial_modulator_gain_is_one_so_behaviour_only_acts_through_the_shifte
     np.testing.assert_allclose(run(m, x, beh), run(m, x), rtol=1e-6)
 
 
-def test_shifter_moves_the_readout_with_eye_position():
+def test_shifter_starts_at_no_shift_and_moves_the_readout_once_trained():
     m = _model()
     x = jnp.asarray(np.random.default_rng(0).uniform(0, 255, (1, 3, 8, 9)), jnp.float32)
     beh0 = {"running": jnp.zeros((1, 3)), "pupil": jnp.zeros((1, 3)), "eye_position": jnp.zeros((1, 3, 2))}
     beh1 = dict(beh0, eye_position=jnp.full((1, 3, 2), 3.0))
+    # zero-initialised last layer: a fresh shifter is the identity whatever the eye position
+    np.testing.assert_array_equal(run(m, x, beh0), run(m, x, beh1))
+    # with a non-zero last layer (as after training) the eye position moves the readout grid
+    last = m.readouts["a-1-1"].shifter.layers[-1]
+    last.kernel[...] = jnp.full_like(last.kernel[...], 0.5)
     assert float(jnp.abs(run(m, x, beh0) - run(m, x, beh1)).max()) > 1e-6
 
 

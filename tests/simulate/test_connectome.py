@@ -216,17 +216,72 @@ def test_beta_zero_gives_a_null_connectome_whose_slope_ci_covers_zero(glm_pairs)
     assert lo <= 0 <= hi, (est, lo, hi)
 
 
-def test_default_config_gives_about_34_adp_pairs_per_connected_pair():
+@pytest.fixture(scope="module")
+def default_population():
+    """The default preset's 600 neurons with similarities like the true ones (mean ~0.12, s.d. ~0.14)."""
     from twin.simulate import preset
     from twin.simulate.population import sample_population
 
     neurons = sample_population(preset("default"), np.random.default_rng(0))[NEURON_COLUMNS]
-    rng = np.random.default_rng(1)
-    f = rng.normal(size=(len(neurons), 50)) + 0.37  # true signal correlations: mean ~0.12, s.d. ~0.14
+    f = np.random.default_rng(1).normal(size=(len(neurons), 50)) + 0.37
     f /= np.linalg.norm(f, axis=1, keepdims=True)
-    d = pairs(simulate_connectome(neurons, f @ f.T, ConnectomeConfig(), 0))
+    return neurons, f @ f.T
+
+
+def edge_pairs(neurons: pd.DataFrame, s: np.ndarray, t: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The analysis' pairs with Ld > 0 (co-registered proofread pre x co-registered post) with
+    synapse counts, similarity ``s`` and projection."""
+    co = set(t["coregistration_manual_v4"].pt_root_id)
+    pr = t["proofreading_status_and_strategy"]
+    pres = co & set(pr.pt_root_id[pr.strategy_axon.isin(PROOFREAD)])
+    d = pairs(t)
+    d = d[d.pre_pt_root_id.isin(pres) & d.post_pt_root_id.isin(co)].reset_index(drop=True)
+    idx = pd.Series(np.arange(len(neurons)), index=neurons.pt_root_id)
+    i, j = idx[d.pre_pt_root_id].to_numpy(), idx[d.post_pt_root_id].to_numpy()
+    region = np.where(neurons.area.to_numpy() == "V1", "V1", "HVA").astype(object)
+    d["s"], d["projection"] = s[i, j], region[i] + "->" + region[j]
+    return d
+
+
+def test_published_like_defaults_give_about_34_adp_pairs_per_connected_pair(default_population):
+    """ConnectomeConfig's own defaults (the `large` preset's) keep the published sparsity."""
+    neurons, s = default_population
+    d = pairs(simulate_connectome(neurons, s, ConnectomeConfig(), 0))
     ratio = (d.n == 0).sum() / (d.n > 0).sum()
     assert 20 < ratio < 55, ratio
+
+
+def test_default_preset_connectome_has_enough_connected_pairs_to_fit_every_projection(default_population):
+    """The demo mouse: >= 300 connected pairs in V1->V1 and HVA->HVA and >= 60 across regions in
+    the edge table, and the planted V1->V1 / HVA->HVA slopes are detected with pre intercepts."""
+    from twin.analysis.fe_poisson import fit_poisson_fe
+    from twin.simulate import preset
+    from twin.simulate.config import connectome_config
+
+    neurons, s = default_population
+    cfg = connectome_config(preset("default"))
+    assert cfg.base_density > ConnectomeConfig().base_density  # the demo departs from the published density
+    d = edge_pairs(neurons, s, simulate_connectome(neurons, s, cfg, 0))
+    connected = d[d.n > 0].groupby("projection").size()
+    assert connected["V1->V1"] >= 300 and connected["HVA->HVA"] >= 300, connected.to_dict()
+    assert connected["V1->HVA"] >= 60 and connected["HVA->V1"] >= 60, connected.to_dict()
+    for proj in ("V1->V1", "HVA->HVA"):
+        g = d[d.projection == proj]
+        res = fit_poisson_fe(g.n.to_numpy(), g.s.to_numpy(), np.log(g.ld_um.to_numpy()),
+                             g.pre_pt_root_id.to_numpy()).inference()
+        assert res["p"] < 1e-3 and res["ci_low"] > 0, (proj, res)
+        assert res["ci_low"] - 0.3 < BETA[proj] < res["ci_high"] + 0.3, (proj, res)
+
+
+def test_lateral_scale_packs_the_em_frame_and_adds_proximity(default_population):
+    neurons, s = default_population
+    cfg = dict(n_background_cells=0, n_nonneuron_nuclei=0)
+    sub = neurons.iloc[:200].reset_index(drop=True)  # one scan
+    wide = simulate_connectome(sub, s[:200, :200], ConnectomeConfig(**cfg), 0)
+    packed = simulate_connectome(sub, s[:200, :200], ConnectomeConfig(lateral_scale=0.5, **cfg), 0)
+    xy = lambda t: np.array(t["nucleus_detection_v0"].pt_position.tolist())[:, :2] * 4 / 1000.0  # noqa: E731
+    np.testing.assert_allclose(xy(packed) - xy(packed).mean(0), 0.5 * (xy(wide) - xy(wide).mean(0)), atol=0.01)
+    assert len(packed["proximity"]) > 1.5 * len(wide["proximity"])
 
 
 def test_config_fills_missing_betas_and_rejects_bad_values_naming_the_key():

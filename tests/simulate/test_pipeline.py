@@ -75,8 +75,13 @@ def test_connectome_generator_gets_every_neuron_and_the_true_similarity(tmp_path
     calls = {}
 
     @dataclasses.dataclass(frozen=True)
-    class ConnectomeConfig:
+    class ConnectomeConfig:  # the fields the tiny preset sets
         base_density: float = 1.0
+        proofread_fraction: float = 0.3
+        coregistered_fraction: float = 0.8
+        lateral_scale: float = 1.0
+        long_range_probability: float = 0.3
+        long_range_branches: int = 4
 
     def simulate_connectome(neurons, similarity, config, seed):
         calls.update(neurons=neurons, similarity=similarity, config=config, seed=seed)
@@ -96,7 +101,8 @@ def test_connectome_generator_gets_every_neuron_and_the_true_similarity(tmp_path
     need = {"pt_root_id", "nucleus_id", "recording_id", "session", "scan_idx", "unit_id", "area", "layer",
             "cortical_x", "cortical_y", "cortical_z", "excitatory", "cell_class", "phase_invariance"}
     assert need <= set(n.columns)
-    assert calls["config"] == ConnectomeConfig(base_density=2.5)
+    from twin.simulate.config import PRESETS
+    assert calls["config"] == ConnectomeConfig(**{**PRESETS["tiny"]["connectome"], "base_density": 2.5})
     assert np.allclose(np.diag(calls["similarity"]), 1)
     assert pd.read_parquet(out / "connectome" / "synapses_pni_2.parquet").shape[0] == 1
     units = pd.read_parquet(out / "truth" / "units.parquet")

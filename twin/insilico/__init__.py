@@ -3,7 +3,10 @@
 Tuning (:mod:`.tuning`), receptive fields (:mod:`.rf`), MEIs/VEIs (:mod:`.mei`), bipartite
 invariance (:mod:`.invariance`), functional profiles (:mod:`.profiles`), the resumable battery
 runner :func:`run_battery` (:mod:`.battery`), the CLI ``twin insilico`` (:mod:`.cli`) and scoring
-against the simulator's truth (:mod:`.score`). Heavy modules (JAX) load on first use.
+against the simulator's truth (:mod:`.score`; ``twin insilico ... --score SIM_DIR``). Every
+experiment reaches the model through :mod:`.engine` (one model pass per stimulus batch answers for
+every neuron; per-neuron inputs in fixed-shape waves: one compilation per computation). Heavy
+modules (JAX) load on first use.
 """
 
 from __future__ import annotations

@@ -287,12 +287,13 @@ class Wave:
 
 
 def waves(plan: Plan, size: int) -> list[Wave]:
-    """Fixed-shape waves of about ``size`` units over every real column of ``plan``."""
+    """Fixed-shape waves of at most ``size`` units over every real column of ``plan``, as few as
+    possible and of equal size (the last one padded by at most a few columns)."""
     size = max(1, int(size))
     out = []
     if plan.n_groups == 1:
         valid = np.flatnonzero(plan.rows[0] >= 0)
-        m = min(size, len(valid))
+        m = -(-len(valid) // -(-len(valid) // size))        # balanced: the last wave is (nearly) full
         for s in range(0, len(valid), m):
             c = valid[s:s + m]
             r = plan.rows[0][c]
@@ -303,6 +304,7 @@ def waves(plan: Plan, size: int) -> list[Wave]:
         return out
     m = plan.rows.shape[1]
     w = max(1, min(size // m, plan.n_groups))
+    w = -(-plan.n_groups // -(-plan.n_groups // w))
     for s in range(0, plan.n_groups, w):
         g = np.arange(s, min(s + w, plan.n_groups))
         r = plan.rows[g]

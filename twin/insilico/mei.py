@@ -1,7 +1,7 @@
 """Most exciting inputs (MEIs) and varied exciting inputs (VEIs) by gradient ascent.
 
 Images are static and shown as clips of ``n_frames`` repeated frames (burn-in included, at
-least burn-in + 1; the objective is the mean rate over the frames after burn-in), since a static
+least burn-in + 2; the objective is the mean rate over the frames after burn-in), since a static
 image needs no temporal dimension and the models' temporal filters settle within the burn-in.
 
 Optimisation runs on *waves* of neurons (:mod:`twin.insilico.engine`): every neuron has its own
@@ -9,7 +9,8 @@ image(s), one model pass per step serves the whole wave, every wave has the same
 compilation for the whole run), and an ensemble's members are optimised together (the gradient
 is that of the ensemble mean). Per step:
 
-1. jitter: the wave's images are rolled by one random shift of up to ``jitter_px`` pixels;
+1. jitter: the wave's images are rolled by one random shift of up to ``jitter_px`` pixels
+   (default 0: on the planted neurons any jitter lowers the MEI's unjittered response);
 2. gradient of the summed objective with respect to the contrast images ``c = x - 127.5``;
 3. Gaussian blur of the gradient (``blur_sigma_px``), normalised per image;
 4. step of ``lr_t`` times the norm, then projection onto the fixed L2 norm
@@ -17,15 +18,22 @@ is that of the ensemble mean). Per step:
 
 MEIs start near grey (random noise at ``init_contrast`` of the norm), so the first step (step
 size ``lr_start``) points the image along the neuron's input gradient (its local linear RF);
-``lr_t`` then decays (cosine) from ``lr_start`` to ``lr``. This reaches in tens of steps what a
-fixed small step from full-contrast noise reaches in hundreds.
+``lr_t`` then decays (cosine) from ``lr_start`` to ``lr``. After the first step and at a quarter
+of the steps each image is replaced by its negative where that drives its neuron more (a
+rectified cell started on the wrong sign has no gradient back). On the planted neurons of the
+default mouse this reaches in 16 steps a median 99.9% (10th percentile 97%) of the response of a
+400-step ascent, where a fixed step of 0.05 from full-contrast noise needs ~400 steps.
 
 VEIs: ``k`` images per neuron, initialised from the MEI plus noise; objective
 ``sum_k min(r_k / r_MEI, fraction + 0.05) - diversity_weight * mean_{k != l} corr(c_k, c_l)``, so
 each image is pushed up to the target fraction and, once there, away from the others; an image
 whose response (evaluated for the gradient, so no extra model pass) is below ``fraction + 0.02``
-is pulled 20% of the way back to the MEI before the step. The diversity score is ``1 - mean pairwise Pearson r`` of the k images; ``vei_reached``
-the fraction of them whose response is at least ``fraction`` of the MEI's.
+is pulled 20% of the way back to the MEI before the step. The diversity score is
+``1 - mean pairwise Pearson r`` of the k images; ``vei_reached`` the fraction of them whose
+response is at least ``fraction`` of the MEI's.
+
+MEIs of the first ``max_units`` neurons of each scan only (``has_mei``) when per-neuron cost
+matters (a twin's core pass per image step); VEIs and bipartite invariance follow the MEIs.
 """
 
 from __future__ import annotations
@@ -93,7 +101,6 @@ def _step_fn(plan, model, n_frames: int, cfg, norm: float, objective, post):
     j = int(cfg.jitter_px)
 
     def step(P, cols, c, key, lr, extra):
-        w, m, h, wd = c.shape
         shift = jax.random.randint(key, (2,), -j, j + 1) if j > 0 else jnp.zeros(2, jnp.int32)
 
         def obj(c):
@@ -112,10 +119,12 @@ def _step_fn(plan, model, n_frames: int, cfg, norm: float, objective, post):
 
 
 def ascend(model, wave, c0: np.ndarray, k: int, cfg, n_steps: int, lrs: np.ndarray, seed: int, n_frames: int,
-           objective=None, post=None, extra=None, name: str = "mei", flip_at: tuple[int, ...] = ()) -> np.ndarray:
+           objective=None, post=None, extra=None, name: tuple = ("mei",), flip_at: tuple[int, ...] = ()) -> np.ndarray:
     """Gradient ascent for one wave: ``c0`` (W, m*k, H, W) contrast images, image ``i`` of group
     ``w`` scored on column ``wave.cols[w, i // k]``; after the steps in ``flip_at`` each image is
-    replaced by its negative when that drives its neuron more. Returns the final images."""
+    replaced by its negative when that drives its neuron more. ``name`` must identify
+    ``objective`` and ``post`` (with every constant they close over): the jitted step is cached
+    on the plan under it. Returns the final images."""
     import jax
     import jax.numpy as jnp
 
@@ -125,7 +134,7 @@ def ascend(model, wave, c0: np.ndarray, k: int, cfg, n_steps: int, lrs: np.ndarr
         def objective(r, c, extra):
             return r.sum()
     plan = wave.plan
-    step = plan.jit((name, n_frames, cfg.jitter_px, cfg.blur_sigma_px, cfg.rms_contrast),
+    step = plan.jit(tuple(name) + (n_frames, cfg.jitter_px, cfg.blur_sigma_px, cfg.rms_contrast),
                     lambda: _step_fn(plan, model, n_frames, cfg, norm, objective, post))
     # every argument committed to the device, as the step's outputs are: an uncommitted first
     # argument would compile the step a second time
@@ -293,7 +302,7 @@ def compute_veis(model, units: pd.DataFrame, meis: np.ndarray, mei_response: np.
         ref = jnp.asarray(np.repeat(ref_all[rows], k, axis=1))
         anchor = jnp.asarray(np.repeat(base[rows], k, axis=1))
         c = ascend(model, wv, c0, k, mcfg, vcfg.n_steps, lrs, seed + i, T, objective, post, (ref, anchor),
-                   name=f"vei{k}")
+                   name=("vei", k, vcfg.fraction, vcfg.diversity_weight))
         ok = wv.rows >= 0
         out[wv.rows[ok]] = c.reshape(W, m, k, h, w)[ok]
         if progress is not None:

@@ -101,3 +101,33 @@ class GaborPopulation:
                              "pref_ori_deg": self.ori % 180, "pref_dir_deg": self.ori % 360,
                              "rf_x_deg": self.rf_x, "rf_y_deg": self.rf_y, "rf_sigma_deg": self.sigma,
                              "sf_cpd": self.sf})
+
+
+def random_twin(n_units: int | tuple[int, ...] = 20, seed: int = 0, model_config: Mapping | None = None,
+                image_shape: tuple[int, int] = (36, 64), burn_in: int = 5):
+    """A randomly initialised trained-twin ResponseModel (``twin.model``), one scan per entry of
+    ``n_units`` (``"rand-1-<k>"``); ``model_config`` as the ``[model]`` TOML table (default: the
+    demo training architecture, ``experiments/train/demo.toml``)."""
+    import dataclasses
+    from pathlib import Path
+
+    from twin.config import from_dict, read_toml
+    from twin.model.config import ModelConfig
+    from twin.model.response import TwinResponseModel
+    from twin.model.twin_model import ScanSpec, TwinModel
+
+    if model_config is None:
+        demo = Path(__file__).resolve().parents[2] / "experiments" / "train" / "demo.toml"
+        model_config = read_toml(demo).get("model", {}) if demo.is_file() else {}
+    cfg = from_dict(ModelConfig, dict(model_config))
+    sizes = (n_units,) if isinstance(n_units, int) else tuple(n_units)
+    rids = [f"rand-1-{k + 1}" for k in range(len(sizes))]
+    net = TwinModel(cfg, [ScanSpec(r, n) for r, n in zip(rids, sizes)], seed=seed)
+    info = {"frame_rate": 10.0, "image_shape": list(image_shape), "pixel_size_deg": 2.0, "burn_in": burn_in,
+            "scans": [{"recording_id": r, "n_units": n} for r, n in zip(rids, sizes)],
+            "model_config": dataclasses.asdict(cfg)}
+    units = pd.concat([pd.DataFrame({"recording_id": r, "animal_id": "rand", "session": 1, "scan_idx": k + 1,
+                                     "unit_id": np.arange(1, n + 1), "area": "V1", "layer": "L2/3",
+                                     "pt_root_id": 0}) for k, (r, n) in enumerate(zip(rids, sizes))],
+                      ignore_index=True)
+    return TwinResponseModel(net, info, units)

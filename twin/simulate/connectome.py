@@ -8,7 +8,10 @@ Generative model (Ding et al., Nature 2025; Ding, Tran et al., 2026):
    co-registered (``duplicate_field_fraction`` of those matched again in a neighbouring
    field); ``proofread_fraction`` of the co-registered excitatory neurons (and of the excitatory
    background cells) have a proofread axon.
-2. **Geometry.** Skeletons (:mod:`twin.simulate.morphology`): somata at cortical_x/y/z (um),
+2. **Geometry.** Skeletons (:mod:`twin.simulate.morphology`): somata at cortical_x/y/z (um;
+   in the EM frame x and y are shrunk by ``lateral_scale`` about the imaged neurons' centre, so
+   a small imaged population gets more axon-dendrite proximity per neuron; every position in
+   the tables is in this frame),
    branching dendrites, local axons and, for some proofread excitatory cells, long-range axons
    into the other region (V1 <-> HVA). Unproofread axons are truncated. ``Ld`` = dendritic
    length of the post within ``radius_um`` of the pre axon, skeletons cut into
@@ -60,7 +63,9 @@ class ConnectomeConfig:
 
     ``beta``: log synapse density per unit of true signal correlation, per projection (missing
     keys take the published values, :data:`BETA`); ``base_density``: synapses per um of Ld at
-    zero similarity and invariance (1 connected per ~34 ADP pairs with the defaults)."""
+    zero similarity and invariance (1 connected per ~34 ADP pairs with the defaults, which are
+    published-like; the ``default`` preset makes a denser connectome, see
+    twin/simulate/config.py)."""
     beta: dict[str, float] = field(default_factory=lambda: dict(BETA))
     base_density: float = 0.0014
     invariance_pre: float = -1.0      # log density per unit of the pre's phase invariance
@@ -90,6 +95,7 @@ class ConnectomeConfig:
     long_range_arbor_um: float = 150.0
     long_range_branches: int = 4
     white_matter_depth_um: float = 1000.0
+    lateral_scale: float = 1.0        # EM frame: cells' (x, y) shrunk by this about the imaged neurons' centre
     node_spacing_um: float = 10.0
     tortuosity: float = 0.25
     radius_um: float = 5.0
@@ -105,7 +111,7 @@ class ConnectomeConfig:
             ("base_density", self.base_density), ("size_median_vox", self.size_median_vox),
             ("dendrite_radius_um", self.dendrite_radius_um), ("node_spacing_um", self.node_spacing_um),
             ("radius_um", self.radius_um), ("max_segment_um", self.max_segment_um),
-            ("fields_per_scan", self.fields_per_scan))]
+            ("fields_per_scan", self.fields_per_scan), ("lateral_scale", self.lateral_scale))]
         checks += [(k, v >= 0, ">= 0") for k, v in (
             ("pre_effect_sd", self.pre_effect_sd), ("size_log_sd", self.size_log_sd),
             ("n_background_cells", self.n_background_cells), ("n_nonneuron_nuclei", self.n_nonneuron_nuclei),
@@ -295,6 +301,11 @@ def simulate_connectome(neurons: pd.DataFrame, similarity: np.ndarray, config: C
         raise InputError(None, "neurons.pt_root_id", "unique root ids", "duplicates")
     r_cells, r_co, r_pr, r_geo, r_syn = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5))
     neurons = neurons.reset_index(drop=True)
+    if config.lateral_scale != 1.0:  # the EM frame: (x, y) shrunk about the imaged neurons' centre
+        neurons = neurons.copy()
+        for c in ("cortical_x", "cortical_y"):
+            v = neurons[c].to_numpy(float)
+            neurons[c] = v.mean() + config.lateral_scale * (v - v.mean())
     cells = _cells(neurons, config, r_cells)
     coreg, co = _coregistration(neurons, cells, config, r_co)
     proofreading, axon = _proofreading(cells, co, config, r_pr)
