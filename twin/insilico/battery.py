@@ -21,6 +21,7 @@ import xarray as xr
 from twin.config import to_dict
 from twin.insilico.common import load_dataset, save_dataset, scans, unit_table
 from twin.insilico.config import InsilicoConfig
+from twin.insilico.mei import mei_rows
 from twin.errors import InputError
 from twin.io import write_text_atomic
 
@@ -104,7 +105,12 @@ def run_battery(config: InsilicoConfig, model, out_dir: str | os.PathLike, *, pr
             results[name] = load_dataset(path)
             continue
         seed = seeds[name]
-        inner = tqdm(total=len(units), desc=f"  {name}", disable=not show, unit="unit", leave=False)
+        # per-neuron work (MEIs, VEIs: the first mei.max_units neurons of each scan) gets its own
+        # bar; the stimulus batteries serve every neuron at once
+        inner = None
+        if name in ("mei", "vei"):
+            inner = tqdm(total=len(mei_rows(units, config.mei.max_units)), desc=f"  {name}", disable=not show,
+                         unit="unit", leave=False)
         if name == "tuning":
             ds = run_tuning(model, units, config.tuning, seed)
         elif name == "rf":
@@ -118,7 +124,8 @@ def run_battery(config: InsilicoConfig, model, out_dir: str | os.PathLike, *, pr
         else:
             ds = build_profiles(model, units, config.similarity, seed, results,
                                 None if metrics is None else load_dataset(metrics))
-        inner.close()
+        if inner is not None:
+            inner.close()
         ds.attrs["provenance"] = json.dumps(provenance(cfg_dict, []))
         if name == "profiles":
             from twin.similarity import save_profiles

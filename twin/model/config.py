@@ -22,7 +22,9 @@ class CoreConfig:
     gru_kernel: int = 3
     downsample: int = 1           # average-pool the conv features by this factor before the GRU
     input_downsample: int = 1     # average-pool the (normalised) frames by this factor before the convs
-    laplace_weight: float = 0.1   # smoothness of the first-layer spatial filters
+    # smoothness of the first-layer spatial filters; the Poisson loss it is added to is a mean per
+    # neuron-frame (~1), so weights of 1e-2 and more blur away oriented filters (demo.toml)
+    laplace_weight: float = 1e-4
 
 
 @dataclass(frozen=True)
