@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class ReadoutConfig:
     init_sigma: float = 0.2        # initial std of the position Gaussian, grid units ([-1, 1])
     feature_l1: float = 0.01
     grid_predictor: bool = False   # predict positions from cortical coordinates with an MLP
+    # "uniform": initial positions uniform in [-init_mu_range, init_mu_range]^2; "energy": where
+    # oriented stimulus energy best predicts each neuron's training responses (twin.train.rf_init)
+    position_init: Literal["uniform", "energy"] = "uniform"
     grid_predictor_hidden: int = 16
 
 

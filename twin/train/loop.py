@@ -328,6 +328,12 @@ def _train_one(cfg: TrainConfig, out_dir: Path, from_run, freeze, force, progres
         raise InputError(cfg.data.recordings[0], "data.recordings", "scans sharing one image shape and frame rate",
                          f"shapes {sorted(shapes)}, rates {sorted(rates)}")
     specs = [scan_spec(metas[r], train_data[r], cfg.model.readout.grid_predictor) for r in rids]
+    if cfg.model.readout.position_init == "energy":
+        from twin.train.rf_init import energy_rf_positions
+
+        specs = [replace(s, init_positions=tuple(map(tuple, energy_rf_positions(
+            d.stimulus, d.response, d.n_frames, metas[r].image_shape, metas[r].pixel_size_deg, o.burn_in))))
+            for s, r, d in zip(specs, rids, (train_data[r] for r in rids))]
 
     model_cfg = cfg.model
     if from_run is not None:

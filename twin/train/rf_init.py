@@ -1,0 +1,115 @@
+"""Initial readout positions from the data: where oriented stimulus energy predicts each neuron.
+
+A Gaussian readout position only gets gradient from the feature-map cells around it, so a
+neuron whose random initial position is far from its receptive field stays there, and the core
+learns spatially global features to serve it. On the default synthetic mouse the learned
+positions of the demo twin were uncorrelated with the planted RF centres (median distance ~33
+deg, 8-12% within one RF sigma).
+
+This module gives every neuron a starting position before training: the frames (average-pooled
+2x) are filtered by a small quadrature Gabor bank (8 orientations x 2 spatial frequencies),
+whose local energies at each cell of a coarse grid are the features; a ridge regression of the
+neuron's training responses (frames after burn-in, stimulus 1-2 frames earlier) on the features
+of each cell gives a correlation map, smoothed over neighbouring cells, and its peak is the
+initial position. On the default mouse this puts 30% of the neurons within one RF sigma of the
+planted centre (median distance ~21 deg) at the cost of a few seconds per scan.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SFS_CPD = (0.03, 0.06)
+N_ORIENTATIONS = 8
+LAGS = (1, 2)
+
+
+def ridge_corr_maps(features: np.ndarray, responses: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
+    """Correlation of a per-cell ridge readout with each neuron's responses.
+
+    Args:
+      features: (M, P, C) features of M frames at P cells.
+      responses: (M, N) responses of N neurons on the same frames.
+      ridge: Tikhonov weight relative to the mean diagonal of each cell's Gram matrix.
+    Returns:
+      (P, N) in-sample Pearson correlations (0 where a neuron or a cell is constant).
+    """
+    c = features.shape[2]
+    x = np.moveaxis(features - features.mean(0, keepdims=True), 1, 0).astype(np.float64)   # (P, M, C)
+    y = (responses - responses.mean(0, keepdims=True)).astype(np.float64)
+    gram = np.einsum("pmc,pmd->pcd", x, x)
+    scale = np.trace(gram, axis1=1, axis2=2)[:, None, None] / c
+    gram = gram + ridge * np.maximum(scale, 1e-12) * np.eye(c)[None]
+    w = np.linalg.solve(gram, np.einsum("pmc,mn->pcn", x, y))                              # (P, C, N)
+    # corr(x w, y) from Gram statistics: cov = w' X'y, var(pred) = w' X'X w
+    xy = np.einsum("pmc,mn->pcn", x, y)
+    num = np.einsum("pcn,pcn->pn", w, xy)
+    var = np.einsum("pcn,pcd,pdn->pn", w, gram - ridge * np.maximum(scale, 1e-12) * np.eye(c)[None], w)
+    den = np.sqrt(np.maximum(var, 0.0) * (y ** 2).sum(0)[None])
+    return np.where(den > 1e-12, num / np.maximum(den, 1e-12), 0.0)
+
+
+def energy_features(stimulus: np.ndarray, pixel_size_deg: float, pool: int = 2) -> np.ndarray:
+    """Local oriented energy: stimulus (B, T, H, W) grey levels -> (B, T, H//pool, W//pool, C)
+    with C = 2 spatial frequencies x 8 orientations of quadrature Gabor energy."""
+    from scipy.signal import fftconvolve
+
+    b, t, h, w = stimulus.shape
+    x = (np.asarray(stimulus, np.float32) - 127.5) / 64.0
+    x = x[:, :, : h // pool * pool, : w // pool * pool]
+    x = x.reshape(b, t, h // pool, pool, w // pool, pool).mean((3, 5))
+    hh, ww = x.shape[2:]
+    flat = x.reshape(-1, hh, ww)
+    pix = pixel_size_deg * pool
+    r = 4
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1] * pix
+    out = []
+    for sf in SFS_CPD:
+        sigma = 0.25 / sf
+        env = np.exp(-(xx ** 2 + yy ** 2) / (2 * sigma ** 2))
+        for th in np.arange(N_ORIENTATIONS) * np.pi / N_ORIENTATIONS:
+            u = xx * np.cos(th) + yy * np.sin(th)
+            even = env * np.cos(2 * np.pi * sf * u)
+            even -= env * even.sum() / env.sum()
+            odd = env * np.sin(2 * np.pi * sf * u)
+            a = fftconvolve(flat, even[None], mode="same")
+            o = fftconvolve(flat, odd[None], mode="same")
+            out.append(np.sqrt(a ** 2 + o ** 2).reshape(b, t, hh, ww))
+    return np.stack(out, -1).astype(np.float32)
+
+
+def energy_rf_positions(stimulus: np.ndarray, response: np.ndarray, n_frames: np.ndarray,
+                        image_shape: tuple[int, int], pixel_size_deg: float, burn_in: int,
+                        pool: int = 2) -> np.ndarray:
+    """(N, 2) initial readout positions (x, y) in grid units [-1, 1] (x right, y down, the
+    readout's convention) from training trials: stimulus (B, T, H, W), response (B, T, N),
+    n_frames (B,)."""
+    from scipy.ndimage import gaussian_filter
+
+    e = energy_features(stimulus, pixel_size_deg, pool)                  # (B, T, h, w, C)
+    b, t, hh, ww, c = e.shape
+    start = max(burn_in, max(LAGS))
+    xs, ys = [], []
+    for i in range(b):
+        m = int(n_frames[i])
+        if m <= start:
+            continue
+        xs.append(np.mean([e[i, start - lag:m - lag] for lag in LAGS], axis=0))
+        ys.append(response[i, start:m])
+    n = response.shape[2]
+    if not xs:
+        return np.zeros((n, 2))
+    x = np.concatenate(xs).reshape(-1, hh * ww, c)
+    y = np.concatenate(ys)
+    corr = ridge_corr_maps(x, y).reshape(hh, ww, n)
+    corr = gaussian_filter(corr, (1.0, 1.0, 0.0))
+    best = corr.reshape(hh * ww, n).argmax(0)
+    iy, ix = np.unravel_index(best, (hh, ww))
+    # cell centres in pixels of the full image, then grid units over the pixel centres
+    h, w = image_shape
+    px = ix * pool + (pool - 1) / 2.0
+    py = iy * pool + (pool - 1) / 2.0
+    gx = px / max(w - 1, 1) * 2 - 1
+    gy = py / max(h - 1, 1) * 2 - 1
+    return np.stack([gx, gy], -1)
+
