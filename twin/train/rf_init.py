@@ -35,17 +35,17 @@ def ridge_corr_maps(features: np.ndarray, responses: np.ndarray, ridge: float = 
       (P, N) in-sample Pearson correlations (0 where a neuron or a cell is constant).
     """
     c = features.shape[2]
-    x = np.moveaxis(features - features.mean(0, keepdims=True), 1, 0).astype(np.float64)   # (P, M, C)
-    y = (responses - responses.mean(0, keepdims=True)).astype(np.float64)
-    gram = np.einsum("pmc,pmd->pcd", x, x)
+    x = np.moveaxis(features - features.mean(0, keepdims=True), 1, 0).astype(np.float32)   # (P, M, C)
+    y = (responses - responses.mean(0, keepdims=True)).astype(np.float32)
+    gram = np.einsum("pmc,pmd->pcd", x, x).astype(np.float64)
     scale = np.trace(gram, axis1=1, axis2=2)[:, None, None] / c
     gram = gram + ridge * np.maximum(scale, 1e-12) * np.eye(c)[None]
-    w = np.linalg.solve(gram, np.einsum("pmc,mn->pcn", x, y))                              # (P, C, N)
+    xy = np.einsum("pmc,mn->pcn", x, y).astype(np.float64)                                 # (P, C, N)
+    w = np.linalg.solve(gram, xy)                                                          # (P, C, N)
     # corr(x w, y) from Gram statistics: cov = w' X'y, var(pred) = w' X'X w
-    xy = np.einsum("pmc,mn->pcn", x, y)
     num = np.einsum("pcn,pcn->pn", w, xy)
     var = np.einsum("pcn,pcd,pdn->pn", w, gram - ridge * np.maximum(scale, 1e-12) * np.eye(c)[None], w)
-    den = np.sqrt(np.maximum(var, 0.0) * (y ** 2).sum(0)[None])
+    den = np.sqrt(np.maximum(var, 0.0) * (y.astype(np.float64) ** 2).sum(0)[None])
     return np.where(den > 1e-12, num / np.maximum(den, 1e-12), 0.0)
 
 
@@ -80,12 +80,14 @@ def energy_features(stimulus: np.ndarray, pixel_size_deg: float, pool: int = 2) 
 
 def energy_rf_positions(stimulus: np.ndarray, response: np.ndarray, n_frames: np.ndarray,
                         image_shape: tuple[int, int], pixel_size_deg: float, burn_in: int,
-                        pool: int = 2) -> np.ndarray:
+                        pool: int = 2, max_frames: int = 20000) -> np.ndarray:
     """(N, 2) initial readout positions (x, y) in grid units [-1, 1] (x right, y down, the
     readout's convention) from training trials: stimulus (B, T, H, W), response (B, T, N),
-    n_frames (B,)."""
+    n_frames (B,). Uses the first trials holding about ``max_frames`` frames (memory)."""
     from scipy.ndimage import gaussian_filter
 
+    keep = max(1, int(np.searchsorted(np.cumsum(n_frames), max_frames)) + 1)
+    stimulus, response, n_frames = stimulus[:keep], response[:keep], n_frames[:keep]
     e = energy_features(stimulus, pixel_size_deg, pool)                  # (B, T, h, w, C)
     b, t, hh, ww, c = e.shape
     start = max(burn_in, max(LAGS))
