@@ -331,9 +331,12 @@ def _train_one(cfg: TrainConfig, out_dir: Path, from_run, freeze, force, progres
     if cfg.model.readout.position_init == "energy":
         from twin.train.rf_init import energy_rf_positions
 
-        specs = [replace(s, init_positions=tuple(map(tuple, energy_rf_positions(
-            d.stimulus, d.response, d.n_frames, metas[r].image_shape, metas[r].pixel_size_deg, o.burn_in))))
-            for s, r, d in zip(specs, rids, (train_data[r] for r in rids))]
+        def start(r):
+            d, m = train_data[r], metas[r]
+            pos = energy_rf_positions(d.stimulus, d.response, d.n_frames, m.image_shape, m.pixel_size_deg, o.burn_in)
+            return tuple(map(tuple, pos))
+
+        specs = [replace(s, init_positions=start(r)) for s, r in zip(specs, rids)]
 
     model_cfg = cfg.model
     if from_run is not None:
