@@ -105,6 +105,13 @@ class SimConfig:
     connectome: dict[str, Any] = field(default_factory=dict)  # ConnectomeConfig fields
 
 
+# Denser than the published connectome, for small imaged populations: every co-registered
+# excitatory neuron has a proofread axon, 90% are co-registered, the EM frame packs cells twice as
+# close laterally (more axon-dendrite proximity per neuron), long-range axons are twice as common,
+# and the synapse density per um of Ld is ~9x the published one.
+_DENSE_CONNECTOME: dict[str, Any] = {"proofread_fraction": 1.0, "coregistered_fraction": 0.9, "base_density": 0.012,
+                                     "lateral_scale": 0.5, "long_range_probability": 0.6, "long_range_branches": 6}
+
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "stimulus": {"image_shape": [18, 32], "pixel_size_deg": 4.0, "frame_rate": 10.0, "clip_s": 3.0},
@@ -115,22 +122,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "profile_clips": 4, "calibration_clips": 3,
         # as dense as `default` and 2.5x its synapse density, so that 48 neurons still give every
         # projection a few connected pairs (~50 in all, seed 0) for the tiny pipeline's fits
-        "connectome": {"proofread_fraction": 1.0, "coregistered_fraction": 0.9, "base_density": 0.03,
-                       "lateral_scale": 0.5, "long_range_probability": 0.6, "long_range_branches": 6},
+        "connectome": {**_DENSE_CONNECTOME, "base_density": 0.03},
     },
-    # The `make demo` mouse. Its connectome is denser than the published one so that the
-    # like-to-like slopes can be fitted per projection on only 600 imaged neurons (the published
-    # sample has ~60x more pairs): every co-registered excitatory neuron has a proofread axon, 90%
-    # are co-registered, the EM frame packs cells twice as close laterally (lateral_scale, more
-    # axon-dendrite proximity per neuron), long-range axons are twice as common, and the synapse
-    # density per um of Ld is ~9x the published one: ~5 ADP pairs per connected pair (published
-    # ~34) and ~1.25 synapses per connection. Edge table, seed 0: ~2,600 connected pairs
-    # (V1->V1 ~900, HVA->HVA ~1,100, V1->HVA ~320, HVA->V1 ~300). `large` keeps the realistic
+    # The `make demo` mouse: its connectome (_DENSE_CONNECTOME) lets the like-to-like slopes be
+    # fitted per projection on only 600 imaged neurons. Edge table of the demo, seed 0: 3,681
+    # connected pairs (V1->V1 1,226, HVA->HVA 1,545, V1->HVA 482, HVA->V1 428), ~4.6 ADP pairs per
+    # connected pair (published ~34), ~1.27 synapses per connection. `large` keeps the realistic
     # ConnectomeConfig defaults.
-    "default": {
-        "connectome": {"proofread_fraction": 1.0, "coregistered_fraction": 0.9, "base_density": 0.012,
-                       "lateral_scale": 0.5, "long_range_probability": 0.6, "long_range_branches": 6},
-    },
+    "default": {"connectome": dict(_DENSE_CONNECTOME)},
     "large": {
         "stimulus": {"image_shape": [36, 64], "pixel_size_deg": 2.0, "frame_rate": 10.0, "clip_s": 10.0},
         "trials": {"n_train": 180, "n_validation": 12, "n_test_clips": 10, "n_repeats": 10,

@@ -328,7 +328,8 @@ def _train_one(cfg: TrainConfig, out_dir: Path, from_run, freeze, force, progres
         raise InputError(cfg.data.recordings[0], "data.recordings", "scans sharing one image shape and frame rate",
                          f"shapes {sorted(shapes)}, rates {sorted(rates)}")
     specs = [scan_spec(metas[r], train_data[r], cfg.model.readout.grid_predictor) for r in rids]
-    if cfg.model.readout.position_init == "energy":
+    # (with a grid predictor the positions come from cortical coordinates: nothing to start)
+    if cfg.model.readout.position_init == "energy" and not cfg.model.readout.grid_predictor:
         from twin.train.rf_init import energy_rf_positions
 
         def start(r):
