@@ -56,6 +56,7 @@ class PeerSpec:
     modulator_hidden: int = 8
     burn_in: int = 1
     downsample: int = 1  # average-pool the core features by this factor before the GRU
+    input_downsample: int = 1  # average-pool the frames by this factor before the first conv
     lr: float = 1e-3
 
 
@@ -150,7 +151,8 @@ class PeerModel(nn.Module):
         self.spec = spec
         self.core = FactorisedCore(spec)
         self.rnn = ConvGRU(spec.channels[-1], spec.rnn_channels, spec.rnn_kernel)
-        in_shape = (spec.rnn_channels, spec.height // spec.downsample, spec.width // spec.downsample)
+        in_shape = (spec.rnn_channels, spec.height // spec.input_downsample // spec.downsample,
+                    spec.width // spec.input_downsample // spec.downsample)
         if HAVE_NEURALPREDICTORS:
             self.readout = FullGaussian2d(in_shape, spec.n_neurons, bias=True, gauss_type="full")
             self.shifter = MLPShifter(2, spec.shifter_hidden, spec.shifter_layers)
@@ -165,7 +167,10 @@ class PeerModel(nn.Module):
     def forward(self, frames: torch.Tensor, behaviour: torch.Tensor, eye: torch.Tensor) -> torch.Tensor:
         """frames (B, T, H, W) standardised; behaviour (B, T, 2); eye (B, T, 2) -> rates (B, T, N)."""
         b, t, h, w = frames.shape
-        x = self.core(frames[:, None])                             # (B, C, T, H, W)
+        x = frames[:, None]                                        # (B, 1, T, H, W)
+        if self.spec.input_downsample > 1:
+            x = F.avg_pool3d(x, (1, self.spec.input_downsample, self.spec.input_downsample))
+        x = self.core(x)                                           # (B, C, T, H, W)
         f = self.spec.downsample
         if f > 1:
             x = F.avg_pool3d(x, (1, f, f))
@@ -233,7 +238,7 @@ def time_training(spec: PeerSpec, steps: int = 3, warmup: int = 1, threads: int 
 
 def forward_flops(spec: PeerSpec) -> dict[str, float]:
     """Analytic multiply-add FLOPs (2 per MAC) of one forward pass, by layer group."""
-    px = spec.batch * spec.frames * spec.height * spec.width
+    px = spec.batch * spec.frames * (spec.height // spec.input_downsample) * (spec.width // spec.input_downsample)
     out: dict[str, float] = {}
     c_in = 1
     for i, (c, k, kt) in enumerate(zip(spec.channels, spec.spatial_kernels, spec.temporal_kernels)):

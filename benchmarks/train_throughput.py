@@ -51,7 +51,7 @@ def spec_from_config(path: Path, n_neurons: int, height: int, width: int) -> Pee
                     rnn_channels=core.gru_channels, rnn_kernel=core.gru_kernel,
                     shifter_hidden=cfg.model.shifter.hidden, shifter_layers=cfg.model.shifter.layers,
                     modulator_hidden=cfg.model.modulator.hidden, burn_in=o.burn_in, lr=o.lr,
-                    downsample=core.downsample)
+                    downsample=core.downsample, input_downsample=core.input_downsample)
 
 
 def twin_config(spec: PeerSpec):
@@ -63,7 +63,8 @@ def twin_config(spec: PeerSpec):
         raise ValueError("the twin's core has one channel count and one temporal kernel for all layers")
     core = CoreConfig(channels=spec.channels[0], layers=len(spec.channels), kernel=tuple(spec.spatial_kernels),
                       temporal_kernel=spec.temporal_kernels[0], gru_channels=spec.rnn_channels,
-                      gru_kernel=spec.rnn_kernel, downsample=spec.downsample)
+                      gru_kernel=spec.rnn_kernel, downsample=spec.downsample,
+                      input_downsample=spec.input_downsample)
     model = ModelConfig(core=core, shifter=ShifterConfig(hidden=spec.shifter_hidden, layers=spec.shifter_layers),
                         modulator=ModulatorConfig(hidden=spec.modulator_hidden))
     train = OptimConfig(batch_size=spec.batch, clip_frames=spec.frames, burn_in=spec.burn_in, lr=spec.lr)
@@ -118,6 +119,7 @@ def run_size(name: str, spec: PeerSpec, steps: int, peak: float, peer: bool, thr
     print(f"\n== {name}: batch {spec.batch} x {spec.frames} frames of {spec.height}x{spec.width}, "
           f"core {len(spec.channels)}x{spec.channels[0]} ch (kernels {list(spec.spatial_kernels)}, "
           f"temporal {spec.temporal_kernels[0]}), GRU {spec.rnn_channels}"
+          f"{f', frames pooled {spec.input_downsample}x' if spec.input_downsample > 1 else ''}"
           f"{f' on a /{spec.downsample} map' if spec.downsample > 1 else ''}, {spec.n_neurons} neurons")
     print(f"   analytic work: {flops / 1e9:.1f} GFLOP per step "
           f"({flops / (spec.batch * spec.frames) / 1e9:.2f} GFLOP per frame)", flush=True)

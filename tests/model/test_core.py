@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from twin.model.config import CoreConfig
+from twin.model.config import CoreConfig, feature_pixel_map
 from twin.model.core import Core, avg_pool, causal_temporal_conv, conv2d, conv2d_im2col
 
 
@@ -57,3 +57,43 @@ def test_laplace_penalty_prefers_smooth_first_layer_filters():
     smooth = np.exp(-(xx ** 2 + yy ** 2) / 8.0).astype(np.float32)
     core.convs[0].spatial[...] = jnp.asarray(np.stack([smooth, -smooth], -1)[:, :, None, :])
     assert float(core.laplace_penalty()) < 0.2 * noisy
+
+
+def test_strided_first_layer_centres_output_j_on_input_pixel_stride_times_j():
+    x = np.zeros((1, 11, 14, 1), np.float32)
+    x[0, 6, 8, 0] = 1.0                                   # an impulse at row 6, column 8
+    k = np.zeros((5, 5, 1, 1), np.float32)
+    k[2, 2] = 1.0                                         # centre tap only
+    y = np.asarray(conv2d(jnp.asarray(x), jnp.asarray(k), stride=2))[0, :, :, 0]
+    assert y.shape == (6, 7)                              # ceil(11 / 2) x ceil(14 / 2)
+    assert np.argwhere(y == 1.0).tolist() == [[3, 4]]     # output (3, 4) sits on input (6, 8)
+    f, c, m = feature_pixel_map({"input_downsample": 2, "input_downsample_mode": "stride"}, 11)
+    assert (f, c, m) == (2, 0.0, 6) and 3 * f + c == 6
+    f, c, m = feature_pixel_map({"input_downsample": 2}, 11)   # average pooling: centres at 2j + 0.5
+    assert (f, c, m) == (2, 0.5, 5)
+
+
+def test_strided_core_keeps_fine_gratings_that_average_pooling_removes():
+    # a grating at 0.45 cycles/pixel survives a full-resolution first layer, not a 2x average pool
+    x = np.cos(2 * np.pi * 0.45 * np.arange(32))[None, None, None, :].repeat(16, 2).astype(np.float32)
+    pooled = avg_pool(jnp.asarray(x)[..., None], 2)
+    assert float(jnp.abs(pooled).max()) < 0.2
+    cfg = CoreConfig(channels=1, layers=1, kernel=(1,), temporal_kernel=1, gru_channels=1, input_downsample=2,
+                     input_downsample_mode="stride")
+    core = Core(cfg, rng=np.random.default_rng(0))
+    core.convs[0].spatial[...] = jnp.ones((1, 1, 1, 1))
+    core.convs[0].temporal[...] = jnp.ones((1, 1, 1))
+    y = core.convs[0](jnp.asarray(x)[..., None])
+    assert y.shape == (1, 1, 8, 16, 1) and float(jnp.abs(y).max()) > 0.9
+
+
+def test_divisive_normalisation_makes_the_first_layer_contrast_invariant():
+    cfg = CoreConfig(channels=3, layers=2, kernel=(5, 3), temporal_kernel=2, gru_channels=2, normalization="divisive")
+    core = Core(cfg, rng=np.random.default_rng(0))
+    core.norm.semi[...] = jnp.full((3,), -8.0)            # semi-saturation ~0: pure division
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(1, 2, 12, 16, 3)), jnp.float32)
+    y1, y4 = core.norm(x), core.norm(4.0 * x)
+    np.testing.assert_allclose(y4, y1, rtol=1e-3, atol=1e-4)
+    assert float(jnp.abs(y1).max()) > 0.1
+    out = nnx.jit(lambda c, v: c(v))(core, jnp.ones((1, 3, 12, 16)))
+    assert out.shape == (1, 3, 12, 16, 2) and bool(jnp.isfinite(out).all())

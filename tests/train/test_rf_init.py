@@ -60,6 +60,25 @@ def test_position_init_energy_puts_the_readouts_where_the_data_say(tmp_path, rec
     for rid in m.recording_ids():
         meta, tiers = load_scan(rec_dir / f"{rid}.h5")
         d = tiers["train"]
+        xy = meta.units[["cortical_x", "cortical_y"]].to_numpy(float)   # pooled over cortical neighbours
         want = energy_rf_positions(d.stimulus, d.response, d.n_frames, meta.image_shape, meta.pixel_size_deg,
-                                   cfg.train.burn_in)
+                                   cfg.train.burn_in, cortical_xy=xy, pool_um=100.0)
         np.testing.assert_allclose(m.readout_positions(rid, units="grid"), want, atol=1e-4)
+
+
+def test_pooling_over_cortical_neighbours_recovers_a_shared_peak_from_noisy_maps():
+    from twin.train.rf_init import pool_over_cortex
+
+    rng = np.random.default_rng(2)
+    n, p = 60, 40
+    xy = np.c_[rng.uniform(0, 2000, n), rng.uniform(0, 300, n)]     # two groups along x
+    peak = np.where(xy[:, 0] < 1000, 7, 31)                          # neighbours share a peak cell
+    maps = 0.4 * rng.standard_normal((p, n))
+    maps[peak, np.arange(n)] += 1.0
+    raw_hits = (maps.argmax(0) == peak).mean()
+    pooled = pool_over_cortex(maps, xy, pool_um=150.0)
+    assert pooled.shape == (p, n)
+    assert raw_hits < 0.8 and (pooled.argmax(0) == peak).mean() > 0.95
+    # far-apart neurons do not pool: each keeps its own map's peak
+    alone = pool_over_cortex(maps, xy * 1e4, pool_um=1.0)
+    assert (alone.argmax(0) == maps.argmax(0)).all()

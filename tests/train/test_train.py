@@ -113,3 +113,28 @@ def test_ensemble_prediction_is_the_mean_of_its_members(rec_dir, tmp_path):
     assert float(jnp.abs(members[0] - members[1]).max()) > 0
     np.testing.assert_allclose(m.predict(stim, "7-1-1"), members.mean(0), rtol=1e-6)
     assert m.readout_features("7-1-1").shape == (5, 6)
+
+
+def test_mean_rate_weighting_divides_each_neurons_loss_by_its_rate():
+    from twin.train.loop import _poisson, neuron_weights
+
+    w = neuron_weights(np.array([0.1, 1.0, 4.0, 0.0]))
+    assert w.mean() == pytest.approx(1.0)
+    assert w[0] / w[1] == pytest.approx(10.0) and w[1] / w[2] == pytest.approx(4.0)
+    assert np.isfinite(w).all() and w[3] == pytest.approx(w.max())   # silent unit: floored, finite
+    rng = np.random.default_rng(0)
+    rate = jnp.asarray(rng.uniform(0.1, 2.0, (2, 6, 4)), jnp.float32)
+    y = jnp.asarray(rng.poisson(1.0, (2, 6, 4)), jnp.float32)
+    mask = jnp.ones((2, 6), jnp.float32)
+    nll = np.asarray(rate - y * jnp.log(rate))[:, 2:]             # burn-in 2 frames
+    got = float(_poisson(rate, y, mask, 0.0, 2, jnp.asarray(w)))
+    assert got == pytest.approx(float((nll * w).sum() / (2 * 4 * 4)), rel=1e-5)
+    assert float(_poisson(rate, y, mask, 0.0, 2)) == pytest.approx(float(nll.sum() / (2 * 4 * 4)), rel=1e-5)
+
+
+def test_training_with_mean_rate_weighting_runs_and_learns(rec_dir, tmp_path):
+    cfg = tiny_config(rec_dir, steps=4)
+    cfg = replace(cfg, train=replace(cfg.train, neuron_weighting="mean_rate"))
+    run = train(cfg, tmp_path / "run", progress=False)
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(x["loss"]) for x in lines if "loss" in x)

@@ -23,6 +23,17 @@ class CoreConfig:
     gru_kernel: int = 3
     downsample: int = 1           # average-pool the conv features by this factor before the GRU
     input_downsample: int = 1     # average-pool the (normalised) frames by this factor before the convs
+    # how the frames are brought down by ``input_downsample``: "pool" averages them before the first
+    # convolution; "stride" runs the first convolution on the full-resolution frames with that
+    # stride (its kernel is in full-resolution pixels), keeping the fine spatial frequencies that
+    # averaging aliases away
+    input_downsample_mode: Literal["pool", "stride"] = "pool"
+    # "divisive": each first-layer channel is divided by the local energy of all channels
+    # (learned non-negative channel weights, Gaussian spatial pool of ``norm_pool_px`` feature
+    # pixels, learned per-channel semi-saturation), as in divisive-normalisation models of V1
+    # (Heeger 1992; Burg et al. 2021); "none": no normalisation stage
+    normalization: Literal["none", "divisive"] = "none"
+    norm_pool_px: float = 2.0
     # smoothness of the first-layer spatial filters; the Poisson loss it is added to is a mean per
     # neuron-frame (~1), so weights of 1e-2 and more blur away oriented filters (demo.toml)
     laplace_weight: float = 1e-4
@@ -39,6 +50,9 @@ class ReadoutConfig:
     # "uniform": initial positions uniform in [-init_mu_range, init_mu_range]^2; "energy": where
     # oriented stimulus energy best predicts each neuron's training responses (twin.train.rf_init)
     position_init: Literal["uniform", "energy"] = "uniform"
+    # with "energy": pool each neuron's energy map over cortical neighbours within ~this lateral
+    # distance (um) when the units have cortical_x / cortical_y (retinotopy); 0 turns it off
+    position_init_pool_um: float = 100.0
     grid_predictor_hidden: int = 16
 
 
@@ -71,6 +85,16 @@ def total_downsample(core: CoreConfig | dict) -> int:
     """Factor between the stimulus pixel grid and the core's feature map."""
     get = core.get if isinstance(core, dict) else (lambda k, d: getattr(core, k, d))
     return int(get("input_downsample", 1)) * int(get("downsample", 1))
+
+
+def feature_pixel_map(core: CoreConfig | dict, n: int) -> tuple[int, float, int]:
+    """For an image axis of ``n`` pixels: (factor f, offset c, size m) such that feature-map index
+    j (0..m-1) is centred on stimulus pixel ``j * f + c``."""
+    get = core.get if isinstance(core, dict) else (lambda k, d: getattr(core, k, d))
+    s, d = int(get("input_downsample", 1)), int(get("downsample", 1))
+    if get("input_downsample_mode", "pool") == "stride" and s > 1:
+        return s * d, (s * d - s) / 2, -(-n // s) // d
+    return s * d, (s * d - 1) / 2, n // s // d
 
 
 def layer_kernels(core: CoreConfig) -> list[int]:

@@ -23,9 +23,15 @@ from twin.model.config import CoreConfig, layer_kernels
 _DN = ("NHWC", "HWIO", "NHWC")
 
 
-def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """Dense 2D convolution, 'SAME' padding: x (N, H, W, Cin), kernel (k, k, Cin, Cout)."""
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DN)
+def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+    """Dense 2D convolution: x (N, H, W, Cin), kernel (k, k, Cin, Cout). Stride 1: 'SAME' padding.
+    Stride s > 1: (k - 1) / 2 zeros on every side, so output j is centred on input pixel s * j and
+    the output has ceil(H / s) x ceil(W / s) pixels."""
+    if stride == 1:
+        return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DN)
+    kh, kw = kernel.shape[:2]
+    pad = [((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2)]
+    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), pad, dimension_numbers=_DN)
 
 
 def conv2d_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -69,15 +75,17 @@ def init_param(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) ->
 class FactorisedConv3d(nnx.Module):
     """Spatial k x k conv per frame, then a causal temporal conv of ``kt`` frames, plus bias."""
 
-    def __init__(self, cin: int, cout: int, k: int, kt: int, *, rng: np.random.Generator):
+    def __init__(self, cin: int, cout: int, k: int, kt: int, *, rng: np.random.Generator, stride: int = 1):
         self.spatial = init_param(rng, (k, k, cin, cout), k * k * cin)
         self.temporal = init_param(rng, (kt, cout, cout), kt * cout)
         self.bias = nnx.Param(jnp.zeros((cout,)))
+        self.stride = stride
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        """x (B, T, H, W, Cin) -> (B, T, H, W, Cout)."""
+        """x (B, T, H, W, Cin) -> (B, T, H', W', Cout) (H' = ceil(H / stride))."""
         b, t, h, w, c = x.shape
-        y = conv2d(x.reshape(b * t, h, w, c), self.spatial[...]).reshape(b, t, h, w, -1)
+        y = conv2d(x.reshape(b * t, h, w, c), self.spatial[...], self.stride)
+        y = y.reshape((b, t) + y.shape[1:])
         return causal_temporal_conv(y, self.temporal[...]) + self.bias[...]
 
 
@@ -112,25 +120,61 @@ class ConvGRU(nnx.Module):
         return jnp.moveaxis(hs, 0, 1)
 
 
+def gaussian_blur_matrix(n: int, sigma: float) -> np.ndarray:
+    """(n, n) matrix M with rows summing to 1 so that ``M @ v`` blurs v with a Gaussian of
+    ``sigma`` samples (renormalised at the edges)."""
+    i = np.arange(n)
+    m = np.exp(-0.5 * ((i[:, None] - i[None, :]) / max(sigma, 1e-6)) ** 2)
+    return (m / m.sum(1, keepdims=True)).astype(np.float32)
+
+
+class DivisiveNorm(nnx.Module):
+    """``y_c = x_c / sqrt(s_c^2 + G * sum_d w_cd x_d^2)``: divisive normalisation by the local
+    energy of all channels. ``w`` = softplus(param) >= 0 mixes channel energies, ``G`` is a
+    fixed Gaussian spatial pool (two small matmuls over H and W), ``s`` = softplus(param) the
+    semi-saturation constant per channel."""
+
+    def __init__(self, channels: int, pool_px: float):
+        self.mix = nnx.Param(jnp.full((channels, channels), -2.0, jnp.float32))   # softplus ~0.13
+        self.semi = nnx.Param(jnp.full((channels,), 0.5413, jnp.float32))         # softplus = 1
+        self.pool_px = float(pool_px)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """x (B, T, H, W, C) -> same shape."""
+        h, w = x.shape[2], x.shape[3]
+        gh = jnp.asarray(gaussian_blur_matrix(h, self.pool_px))
+        gw = jnp.asarray(gaussian_blur_matrix(w, self.pool_px))
+        e = (x * x) @ jax.nn.softplus(self.mix[...])
+        e = jnp.einsum("ih,bthwc->btiwc", gh, e)
+        e = jnp.einsum("jw,bthwc->bthjc", gw, e)
+        return x * jax.lax.rsqrt(jax.nn.softplus(self.semi[...]) ** 2 + e)
+
+
 class Core(nnx.Module):
     """Shared core: (B, T, H, W) normalised frames -> features (B, T, H, W, gru_channels)."""
 
     def __init__(self, cfg: CoreConfig, *, rng: np.random.Generator):
         ks = layer_kernels(cfg)
         chans = [1] + [cfg.channels] * cfg.layers
-        self.convs = nnx.List([FactorisedConv3d(chans[i], chans[i + 1], ks[i], cfg.temporal_kernel,
-                                                rng=rng) for i in range(cfg.layers)])
+        strided = cfg.input_downsample_mode == "stride" and cfg.input_downsample > 1
+        self.convs = nnx.List([FactorisedConv3d(chans[i], chans[i + 1], ks[i], cfg.temporal_kernel, rng=rng,
+                                                stride=cfg.input_downsample if strided and i == 0 else 1)
+                               for i in range(cfg.layers)])
         self.gru = ConvGRU(chans[-1], cfg.gru_channels, cfg.gru_kernel, rng=rng)
         self.out_channels = cfg.gru_channels
         self.downsample = cfg.downsample
-        self.input_downsample = cfg.input_downsample
+        self.input_downsample = 1 if strided else cfg.input_downsample
+        self.norm = DivisiveNorm(cfg.channels, cfg.norm_pool_px) if cfg.normalization == "divisive" else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
         y = x[..., None]
         if self.input_downsample > 1:
             y = avg_pool(y, self.input_downsample)
-        for conv in self.convs:
-            y = jax.nn.elu(conv(y))
+        for i, conv in enumerate(self.convs):
+            y = conv(y)
+            if i == 0 and self.norm is not None:
+                y = self.norm(y)
+            y = jax.nn.elu(y)
         if self.downsample > 1:
             y = avg_pool(y, self.downsample)
         return self.gru(y)

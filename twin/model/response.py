@@ -103,12 +103,11 @@ class TwinResponseModel:
         if units == "grid":
             return mu
         h, w = self.image_shape
-        from twin.model.config import total_downsample
-
-        f = total_downsample(self.info["model_config"]["core"])
+        from twin.model.config import feature_pixel_map
 
         def to_deg(g, n):  # grid -> pixel on the (pooled) feature map -> stimulus pixel -> degrees
-            pix = (g + 1) / 2 * (n // f - 1) * f + (f - 1) / 2
+            f, c, m = feature_pixel_map(self.info["model_config"]["core"], n)
+            pix = (g + 1) / 2 * (m - 1) * f + c
             return (pix - (n - 1) / 2) * self.pixel_size_deg
 
         return np.stack([to_deg(mu[:, 0], w), -to_deg(mu[:, 1], h)], -1)   # elevation: up positive

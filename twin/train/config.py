@@ -36,6 +36,10 @@ class OptimConfig:
     keep_checkpoints: int = 2
     poisson_eps: float = 1e-8
     grad_clip: float = 10.0           # global-norm clip (0 = off)
+    # "mean_rate": each neuron's Poisson loss is divided by its mean training response (weights
+    # averaging 1 per scan), so the shared core serves low-rate neurons as much as high-rate ones;
+    # "none": the plain mean over neurons (the Poisson loss's gradient grows with the rate)
+    neuron_weighting: Literal["none", "mean_rate"] = "none"
     distributed: bool = False         # call jax.distributed.initialize() (multi-host)
 
 

@@ -79,12 +79,23 @@ def lr_at(cfg: TrainConfig, step: int, lr_scale: float) -> float:
     return o.lr * lr_scale
 
 
-def _poisson(rate, y, mask, eps, burn_in):
+def _poisson(rate, y, mask, eps, burn_in, weights=None):
     import jax.numpy as jnp
 
     m = mask.at[:, :burn_in].set(0.0)[..., None]
     nll = (rate - y * jnp.log(rate + eps)) * m
+    if weights is not None:
+        nll = nll * weights
     return nll.sum() / (jnp.maximum(m.sum(), 1.0) * rate.shape[-1])
+
+
+def neuron_weights(mean_response: np.ndarray) -> np.ndarray:
+    """Per-neuron loss weights ``1 / mean response`` scaled to average 1 (floor at 1% of the
+    median rate, so silent units do not dominate)."""
+    r = np.asarray(mean_response, np.float64)
+    r = np.maximum(r, 0.01 * max(float(np.median(r)), 1e-6))
+    w = 1.0 / r
+    return (w / w.mean()).astype(np.float32)
 
 
 class Trainer:
@@ -92,13 +103,15 @@ class Trainer:
     step and prediction functions. Built by :func:`train`; usable on its own in tests."""
 
     def __init__(self, cfg: TrainConfig, model, rids: list[str], freeze: tuple[str, ...] = (),
-                 devices=None):
+                 devices=None, weights: dict[str, np.ndarray] | None = None):
         import jax
         import optax
         from flax import nnx
         from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
         self.cfg, self.rids, self.freeze = cfg, list(rids), tuple(freeze)
+        # per-neuron loss weights per scan (train.neuron_weighting), None = plain mean
+        self.weights = None if weights is None else {r: jax.numpy.asarray(w) for r, w in weights.items()}
         self.graphdef, params, self.consts = nnx.split(model, nnx.Param, ...)
         self.params = nnx.to_pure_dict(params)
         self._state_def = jax.tree_util.tree_structure(params)
@@ -149,7 +162,8 @@ class Trainer:
             beh = {k: b[k] for k in ("running", "pupil", "eye_position")}
             rate = model.readout(feats[start:start + n], r, beh, jax.random.fold_in(key, i))
             start += n
-            parts[r] = _poisson(rate, b["response"], b["mask"], o.poisson_eps, o.burn_in)
+            parts[r] = _poisson(rate, b["response"], b["mask"], o.poisson_eps, o.burn_in,
+                                None if self.weights is None else self.weights[r])
             total = total + parts[r]
         mc = self.cfg.model
         reg = model.regulariser(mc.readout.feature_l1, 0.0 if "core" in self.freeze else mc.core.laplace_weight)
@@ -334,7 +348,10 @@ def _train_one(cfg: TrainConfig, out_dir: Path, from_run, freeze, force, progres
 
         def start(r):
             d, m = train_data[r], metas[r]
-            pos = energy_rf_positions(d.stimulus, d.response, d.n_frames, m.image_shape, m.pixel_size_deg, o.burn_in)
+            xy = (m.units[["cortical_x", "cortical_y"]].to_numpy(float)
+                  if {"cortical_x", "cortical_y"} <= set(m.units.columns) else None)
+            pos = energy_rf_positions(d.stimulus, d.response, d.n_frames, m.image_shape, m.pixel_size_deg, o.burn_in,
+                                      cortical_xy=xy, pool_um=cfg.model.readout.position_init_pool_um)
             return tuple(map(tuple, pos))
 
         specs = [replace(s, init_positions=start(r)) for s, r in zip(specs, rids)]
@@ -358,7 +375,12 @@ def _train_one(cfg: TrainConfig, out_dir: Path, from_run, freeze, force, progres
         mean, std = stimulus_stats(list(train_data.values()))
         model = TwinModel(model_cfg, specs, stimulus_mean=mean, stimulus_std=std, seed=cfg.seed)
 
-    trainer = Trainer(replace(cfg, model=model_cfg), model, rids, freeze)
+    weights = None
+    if cfg.train.neuron_weighting == "mean_rate":
+        weights = {r: neuron_weights(train_data[r].response[
+            np.arange(train_data[r].response.shape[1])[None, :] < train_data[r].n_frames[:, None]].mean(0))
+            for r in rids}
+    trainer = Trainer(replace(cfg, model=model_cfg), model, rids, freeze, weights=weights)
     # loop state; restored from the last checkpoint when resuming
     state = {"step": 0, "best_score": -np.inf, "best_step": 0, "bad": 0, "plateau_bad": 0,
              "lr_scale": 1.0, "stopped": 0}

@@ -13,6 +13,14 @@ neuron's training responses (frames after burn-in, stimulus 1-2 frames earlier) 
 of each cell gives a correlation map, smoothed over neighbouring cells, and its peak is the
 initial position. On the default mouse (seed 0) this puts 30% / 36% of the neurons of scans 1 / 2
 within one RF sigma of the planted centre (scan 1: median distance 23 deg) at ~6 s per scan.
+
+Retinotopy makes neighbours in cortex see neighbouring parts of the visual field, so when the
+scan's units carry cortical coordinates (``cortical_x`` / ``cortical_y``, um) each neuron's map
+can borrow evidence from its neighbours: the maps, z-scored per neuron, are summed with Gaussian
+weights of the lateral cortical distance (``pool_um``, default 100 um, ~5 deg of retinotopic
+shift in mouse V1) before the peak is taken. On the default mouse this moves 53% / 54% of the
+neurons within one RF sigma (median distance 8.7 / 8.3 deg; pooling over 30 / 60 / 150 um:
+34 / 47 / 56% for scan 1).
 """
 
 from __future__ import annotations
@@ -77,12 +85,25 @@ def energy_features(stimulus: np.ndarray, pixel_size_deg: float, pool: int = 2) 
     return np.stack(out, -1).astype(np.float32)
 
 
+def pool_over_cortex(maps: np.ndarray, cortical_xy: np.ndarray, pool_um: float) -> np.ndarray:
+    """Sum of the per-neuron maps (P, N), each z-scored over cells, weighted by
+    ``exp(-d^2 / 2 pool_um^2)`` of the lateral cortical distance d (um) between neurons
+    (``cortical_xy`` (N, 2)). Returns (P, N)."""
+    xy = np.asarray(cortical_xy, np.float64)
+    z = (maps - maps.mean(0, keepdims=True)) / (maps.std(0, keepdims=True) + 1e-12)
+    d2 = ((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1)
+    return z @ np.exp(-0.5 * d2 / pool_um ** 2)
+
+
 def energy_rf_positions(stimulus: np.ndarray, response: np.ndarray, n_frames: np.ndarray,
                         image_shape: tuple[int, int], pixel_size_deg: float, burn_in: int,
-                        pool: int = 2, max_frames: int = 20000) -> np.ndarray:
+                        pool: int = 2, max_frames: int = 20000, cortical_xy: np.ndarray | None = None,
+                        pool_um: float = 100.0) -> np.ndarray:
     """(N, 2) initial readout positions (x, y) in grid units [-1, 1] (x right, y down, the
     readout's convention) from training trials: stimulus (B, T, H, W), response (B, T, N),
-    n_frames (B,). Uses the first trials holding about ``max_frames`` frames (memory)."""
+    n_frames (B,). Uses the first trials holding about ``max_frames`` frames (memory). With
+    ``cortical_xy`` (N, 2) lateral cortical positions in um (all finite) and ``pool_um`` > 0,
+    each map is pooled over cortical neighbours first (:func:`pool_over_cortex`)."""
     from scipy.ndimage import gaussian_filter
 
     keep = max(1, int(np.searchsorted(np.cumsum(n_frames), max_frames)) + 1)
@@ -103,8 +124,10 @@ def energy_rf_positions(stimulus: np.ndarray, response: np.ndarray, n_frames: np
     x = np.concatenate(xs).reshape(-1, hh * ww, c)
     y = np.concatenate(ys)
     corr = ridge_corr_maps(x, y).reshape(hh, ww, n)
-    corr = gaussian_filter(corr, (1.0, 1.0, 0.0))
-    best = corr.reshape(hh * ww, n).argmax(0)
+    corr = gaussian_filter(corr, (1.0, 1.0, 0.0)).reshape(hh * ww, n)
+    if cortical_xy is not None and pool_um > 0 and np.all(np.isfinite(cortical_xy)):
+        corr = pool_over_cortex(corr, cortical_xy, pool_um)
+    best = corr.argmax(0)
     iy, ix = np.unravel_index(best, (hh, ww))
     # cell centres in pixels of the full image, then grid units over the pixel centres
     h, w = image_shape
