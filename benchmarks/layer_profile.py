@@ -126,7 +126,7 @@ def _jax_cases(spec: PeerSpec) -> list[tuple[str, float, Callable, tuple]]:
         return jnp.einsum("mnkc,mnk,nc->mn", v, wts, fw)
 
     fl = 2.0 * b * t * n * c * 5
-    cases.append((f"readout {n} neurons twin (4 gathers)", fl, readout_twin, (feat, grid, fw)))
+    cases.append((f"readout {n} neurons twin (bilinear_sample)", fl, readout_twin, (feat, grid, fw)))
     cases.append((f"readout {n} neurons alt: 1 gather+einsum", fl, readout_one_gather, (feat, grid, fw)))
     return cases
 

