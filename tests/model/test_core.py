@@ -97,3 +97,20 @@ def test_divisive_normalisation_makes_the_first_layer_contrast_invariant():
     assert float(jnp.abs(y1).max()) > 0.1
     out = nnx.jit(lambda c, v: c(v))(core, jnp.ones((1, 3, 12, 16)))
     assert out.shape == (1, 3, 12, 16, 2) and bool(jnp.isfinite(out).all())
+
+
+def test_core_in_pieces_gives_the_numbers_of_one_piece(monkeypatch):
+    import twin.model.core as core_mod
+
+    cfg = CoreConfig(channels=3, layers=2, kernel=(5, 3), temporal_kernel=3, gru_channels=2)
+    core = Core(cfg, rng=np.random.default_rng(0))
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(5, 4, 8, 10)), jnp.float32)
+    whole = core(x)
+    calls = []
+    real = core_mod._conv2d
+    monkeypatch.setattr(core_mod, "_conv2d", lambda v, k, s: calls.append(v.shape[0]) or real(v, k, s))
+    monkeypatch.setattr(core_mod, "CONV_CHUNK_ELEMENTS", 8 * 10 * 3 * 3)   # ~3 frames per conv call
+    pieces = core(x)
+    np.testing.assert_allclose(pieces, whole, rtol=1e-5, atol=1e-6)
+    assert len(calls) > 3 and max(calls) < 20            # the 20 frames really ran in pieces
+    assert core_mod.in_pieces(lambda v: v * 2, jnp.arange(10.0)[:, None], per_item=300).shape == (10, 1)

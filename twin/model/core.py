@@ -32,17 +32,24 @@ _DN = ("NHWC", "HWIO", "NHWC")
 CONV_CHUNK_ELEMENTS = 1 << 21
 
 
+def in_pieces(fn, x: jax.Array, per_item: int | None = None) -> jax.Array:
+    """``fn(x)`` computed on equal pieces of ``x`` along axis 0, each of at most
+    CONV_CHUNK_ELEMENTS elements (``per_item`` elements per item; default: x's own), and
+    concatenated. ``fn`` must treat the items of axis 0 independently."""
+    n = x.shape[0]
+    per_item = max(1, int(np.prod(x.shape[1:])) if per_item is None else int(per_item))
+    most = max(1, CONV_CHUNK_ELEMENTS // per_item)
+    if n <= most:
+        return fn(x)
+    size = -(-n // -(-n // most))      # equal pieces
+    return jnp.concatenate([fn(x[i:i + size]) for i in range(0, n, size)], 0)
+
+
 def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
     """Dense 2D convolution: x (N, H, W, Cin), kernel (k, k, Cin, Cout). Stride 1: 'SAME' padding.
     Stride s > 1: (k - 1) / 2 zeros on every side, so output j is centred on input pixel s * j and
-    the output has ceil(H / s) x ceil(W / s) pixels. Large N runs in pieces (CONV_CHUNK_ELEMENTS)."""
-    per_frame = max(1, int(np.prod(x.shape[1:])))
-    chunk = max(1, CONV_CHUNK_ELEMENTS // per_frame)
-    if x.shape[0] > chunk:
-        pieces = -(-x.shape[0] // chunk)
-        size = -(-x.shape[0] // pieces)      # equal pieces
-        return jnp.concatenate([_conv2d(x[i:i + size], kernel, stride) for i in range(0, x.shape[0], size)], 0)
-    return _conv2d(x, kernel, stride)
+    the output has ceil(H / s) x ceil(W / s) pixels. Large N runs in pieces (:func:`in_pieces`)."""
+    return in_pieces(lambda v: _conv2d(v, kernel, stride), x)
 
 
 def _conv2d(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
@@ -70,14 +77,8 @@ def conv2d_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
 def causal_temporal_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """Causal conv over time: x (B, T, H, W, C), kernel (kt, C, Cout); output frame t sees
     frames t-kt+1..t (earlier frames are zero-padded). Returns (B, T, H, W, Cout). Large B runs
-    in pieces of at most CONV_CHUNK_ELEMENTS input elements (as :func:`conv2d`)."""
-    per_clip = max(1, int(np.prod(x.shape[1:])))
-    chunk = max(1, CONV_CHUNK_ELEMENTS // per_clip)
-    if x.shape[0] > chunk:
-        pieces = -(-x.shape[0] // chunk)
-        size = -(-x.shape[0] // pieces)
-        return jnp.concatenate([_temporal(x[i:i + size], kernel) for i in range(0, x.shape[0], size)], 0)
-    return _temporal(x, kernel)
+    in pieces (:func:`in_pieces`)."""
+    return in_pieces(lambda v: _temporal(v, kernel), x)
 
 
 def _temporal(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -150,14 +151,9 @@ class ConvGRU(nnx.Module):
             _, hs = jax.lax.scan(step, h0, jnp.moveaxis(g, 1, 0))
             return jnp.moveaxis(hs, 0, 1)
 
-        # clips are independent: large batches run in pieces (the im2col copies of a whole batch
-        # of 36x64x64 maps slow the scan down more than linearly, as for conv2d)
-        per_clip = max(1, h * w * ch * self.w_h.shape[0] * self.w_h.shape[1])
-        size = max(1, CONV_CHUNK_ELEMENTS // per_clip)
-        if b > size:
-            size = -(-b // -(-b // size))
-            return jnp.concatenate([run(gx[i:i + size]) for i in range(0, b, size)], 0)
-        return run(gx)
+        # clips are independent: large batches run in pieces, sized by the im2col copy of one
+        # frame's hidden state (it slows the scan down more than linearly, as for conv2d)
+        return in_pieces(run, gx, per_item=h * w * ch * self.w_h.shape[0] * self.w_h.shape[1])
 
 
 def gaussian_blur_matrix(n: int, sigma: float) -> np.ndarray:
