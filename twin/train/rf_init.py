@@ -18,8 +18,8 @@ Retinotopy makes neighbours in cortex see neighbouring parts of the visual field
 scan's units carry cortical coordinates (``cortical_x`` / ``cortical_y``, um) each neuron's map
 can borrow evidence from its neighbours: the maps, z-scored per neuron, are summed with Gaussian
 weights of the lateral cortical distance (``pool_um``, default 100 um, ~5 deg of retinotopic
-shift in mouse V1) before the peak is taken. On the default mouse this moves 53% / 54% of the
-neurons within one RF sigma (median distance 8.7 / 8.3 deg; pooling over 30 / 60 / 150 um:
+shift in mouse V1) before the peak is taken. On the default mouse this moves 56% / 55% of the
+neurons within one RF sigma (median distance 8.8 / 8.3 deg; pooling over 30 / 60 / 150 um:
 34 / 47 / 56% for scan 1).
 """
 
