@@ -82,3 +82,18 @@ def test_pooling_over_cortical_neighbours_recovers_a_shared_peak_from_noisy_maps
     # far-apart neurons do not pool: each keeps its own map's peak
     alone = pool_over_cortex(maps, xy * 1e4, pool_um=1.0)
     assert (alone.argmax(0) == maps.argmax(0)).all()
+
+
+def test_pooling_over_cortex_equals_the_dense_gaussian_sum_and_pools_coincident_neurons():
+    from twin.train.rf_init import pool_over_cortex
+
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 400, (30, 2))
+    xy[5] = xy[4]                                                    # one cell imaged twice
+    maps = rng.standard_normal((12, 30))
+    z = (maps - maps.mean(0)) / maps.std(0)
+    d = np.linalg.norm(xy[:, None] - xy[None], axis=-1)
+    dense = z @ np.where(d <= 300.0, np.exp(-0.5 * (d / 100.0) ** 2), 0.0)
+    got = pool_over_cortex(maps, xy, pool_um=100.0)
+    np.testing.assert_allclose(got, dense, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(got[:, 4], got[:, 5], rtol=1e-9)      # same place, same pooled map

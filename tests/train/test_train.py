@@ -132,9 +132,25 @@ def test_mean_rate_weighting_divides_each_neurons_loss_by_its_rate():
     assert float(_poisson(rate, y, mask, 0.0, 2)) == pytest.approx(float(nll.sum() / (2 * 4 * 4)), rel=1e-5)
 
 
-def test_training_with_mean_rate_weighting_runs_and_learns(rec_dir, tmp_path):
+def test_mean_rate_weighting_gives_the_trainer_each_scans_rate_weights(rec_dir, tmp_path, monkeypatch):
+    import twin.train.loop as loop
+    from twin.train.data import load_scan
+
+    seen = {}
+    real_init = loop.Trainer.__init__
+
+    def spy(self, *args, weights=None, **kw):
+        seen.update(weights or {})
+        real_init(self, *args, weights=weights, **kw)
+
+    monkeypatch.setattr(loop.Trainer, "__init__", spy)
     cfg = tiny_config(rec_dir, steps=4)
     cfg = replace(cfg, train=replace(cfg.train, neuron_weighting="mean_rate"))
     run = train(cfg, tmp_path / "run", progress=False)
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert all(np.isfinite(x["loss"]) for x in lines if "loss" in x)
+    assert seen and set(seen) == set(load_model(run).recording_ids())
+    for rid, w in seen.items():
+        d = load_scan(rec_dir / f"{rid}.h5")[1]["train"]
+        valid = np.arange(d.response.shape[1])[None, :] < d.n_frames[:, None]
+        np.testing.assert_allclose(w, loop.neuron_weights(d.response[valid].mean(0)), rtol=1e-5)

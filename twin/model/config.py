@@ -81,12 +81,6 @@ class ModelConfig:
     modulator: ModulatorConfig = field(default_factory=ModulatorConfig)
 
 
-def total_downsample(core: CoreConfig | dict) -> int:
-    """Factor between the stimulus pixel grid and the core's feature map."""
-    get = core.get if isinstance(core, dict) else (lambda k, d: getattr(core, k, d))
-    return int(get("input_downsample", 1)) * int(get("downsample", 1))
-
-
 def feature_pixel_map(core: CoreConfig | dict, n: int) -> tuple[int, float, int]:
     """For an image axis of ``n`` pixels: (factor f, offset c, size m) such that feature-map index
     j (0..m-1) is centred on stimulus pixel ``j * f + c``."""

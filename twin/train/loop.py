@@ -376,10 +376,8 @@ def _train_one(cfg: TrainConfig, out_dir: Path, from_run, freeze, force, progres
         model = TwinModel(model_cfg, specs, stimulus_mean=mean, stimulus_std=std, seed=cfg.seed)
 
     weights = None
-    if cfg.train.neuron_weighting == "mean_rate":
-        weights = {r: neuron_weights(train_data[r].response[
-            np.arange(train_data[r].response.shape[1])[None, :] < train_data[r].n_frames[:, None]].mean(0))
-            for r in rids}
+    if cfg.train.neuron_weighting == "mean_rate":   # scan_spec holds each unit's mean training response
+        weights = {s.recording_id: neuron_weights(np.asarray(s.mean_response)) for s in specs}
     trainer = Trainer(replace(cfg, model=model_cfg), model, rids, freeze, weights=weights)
     # loop state; restored from the last checkpoint when resuming
     state = {"step": 0, "best_score": -np.inf, "best_step": 0, "bad": 0, "plateau_bad": 0,

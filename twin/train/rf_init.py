@@ -88,19 +88,20 @@ def energy_features(stimulus: np.ndarray, pixel_size_deg: float, pool: int = 2) 
 def pool_over_cortex(maps: np.ndarray, cortical_xy: np.ndarray, pool_um: float) -> np.ndarray:
     """Sum of the per-neuron maps (P, N), each z-scored over cells, weighted by
     ``exp(-d^2 / 2 pool_um^2)`` of the lateral cortical distance d (um) between neurons
-    (``cortical_xy`` (N, 2)), over the neighbours within 3 ``pool_um`` (a sparse KD-tree
-    neighbourhood, so memory grows with the neighbours, not N^2). Returns (P, N)."""
+    (``cortical_xy`` (N, 2)), over the neighbours within 3 ``pool_um`` (KD-tree pairs, so memory
+    grows with the neighbours, not N^2; neurons at the same position pool with weight 1).
+    Returns (P, N)."""
     from scipy import sparse
     from scipy.spatial import cKDTree
 
     xy = np.asarray(cortical_xy, np.float64)
+    n = len(xy)
     z = (maps - maps.mean(0, keepdims=True)) / (maps.std(0, keepdims=True) + 1e-12)
-    tree = cKDTree(xy)
-    d = tree.sparse_distance_matrix(tree, 3.0 * pool_um, output_type="coo_matrix")
-    off = d.row != d.col
-    w = sparse.coo_matrix((np.exp(-0.5 * (d.data[off] / pool_um) ** 2), (d.row[off], d.col[off])),
-                          shape=(len(xy), len(xy))).tocsr() + sparse.identity(len(xy), format="csr")
-    return np.asarray((w.T @ z.T).T)
+    i, j = cKDTree(xy).query_pairs(3.0 * pool_um, output_type="ndarray").T.reshape(2, -1)
+    w = np.exp(-0.5 * (np.linalg.norm(xy[i] - xy[j], axis=1) / pool_um) ** 2)
+    pairs = sparse.coo_matrix((np.r_[w, w, np.ones(n)], (np.r_[i, j, np.arange(n)], np.r_[j, i, np.arange(n)])),
+                              shape=(n, n)).tocsr()
+    return np.asarray(pairs @ z.T).T
 
 
 def energy_rf_positions(stimulus: np.ndarray, response: np.ndarray, n_frames: np.ndarray,
