@@ -16,7 +16,7 @@ th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right} th{background:#
 td:first-child,th:first-child{text-align:left}
 .missing{color:#8a5a00;background:#fff6e0;padding:.5em .8em;border-left:4px solid #e0a000}
 .verdict{padding:.4em .8em;margin:.4em 0;border-left:4px solid #888}
-.supported{border-color:#2a7} .not-supported{border-color:#c44} .inconclusive{border-color:#aa8}
+.supported{border-color:#2a7} .not-supported{border-color:#c44} .inconclusive{border-color:#aa8} .consistent{border-color:#7a9}
 figure{margin:1em 0} figcaption{font-size:.9em;color:#555} img{max-width:100%}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}
 nav a{margin-right:1em}

@@ -270,8 +270,11 @@ def _verdict(t: dict[str, Any]) -> dict[str, Any]:
     elif est is None or p is None:
         status, text = "inconclusive", "no estimate or p-value was reported"
     elif expect_zero:
-        status = "supported" if p >= ALPHA else "not supported"
-        text = ("no dependence of synapse density on RF distance, as published" if p >= ALPHA
+        # a p-value cannot show that an effect is absent: no significant dependence is reported as
+        # consistent with the published null, not as support for it
+        status = "consistent" if p >= ALPHA else "not supported"
+        text = ("no significant dependence of synapse density on RF distance, as published (an absent "
+                "effect at this sample size, not proof of none)" if p >= ALPHA
                 else "synapse density depends on RF distance, unlike the published result")
     elif p < ALPHA and est > 0:
         status, text = "supported", "more similar neurons are more likely to be connected (like-to-like)"
@@ -293,7 +296,8 @@ def verdicts(src: Sources) -> Section:
     tests = headline([t for t in normalise_tests(res) if _is_synaptic(t) or _is_invariance(t)])
     data = clean({"status": "ok", "alpha": ALPHA, "verdicts": [_verdict(t) for t in tests]})
     parts = [H.para(f"A hypothesis is supported when its Benjamini-Hochberg adjusted p is below {ALPHA} "
-                    "with the predicted sign.")]
+                    "with the predicted sign. Where the published result is no dependence (RF centre "
+                    f"distance), an adjusted p of {ALPHA} or more is reported as consistent with it.")]
     for v in data["verdicts"]:
         cls = v["verdict"].replace(" ", "-")
         from twin.report.numbers import fmt
