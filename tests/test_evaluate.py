@@ -136,6 +136,11 @@ def test_evaluate_writes_per_unit_metrics_per_stimulus_type_and_summary(setup, t
     assert ratio == pytest.approx(nm["median"]["correlation_to_average"]
                                   / written["truth"]["stimulus_types"]["natural_movie"]["median"]
                                   ["correlation_to_average"])
+    # the range of the predictions, relative to the truth's (1 = no compression)
+    sd_ratio = written["ratio_to_truth"]["natural_movie"]["prediction_sd"]
+    assert sd_ratio == pytest.approx(np.median(ds["prediction_sd"].values[:, 0])
+                                     / np.median(truth_ds["prediction_sd"].values[:, 0]))
+    assert sd_ratio > 0
 
 
 def test_truth_scores_one_on_its_own_noise_free_responses(tmp_path):

@@ -216,3 +216,23 @@ def test_all_metrics_returns_every_named_metric_per_unit():
     out = m.all_metrics(rng.normal(size=(2, 3, 4, 5)), rng.normal(size=(2, 4, 5)))
     assert tuple(out) == m.METRIC_NAMES
     assert all(v.shape == (5,) for v in out.values())
+
+
+def test_prediction_sd_is_the_range_of_the_repeat_averaged_prediction():
+    # one unit, 2 clips x 2 repeats x 2 frames; repeat means (1, 3) and (5, 7): sd of 1,3,5,7 (ddof 0)
+    y = np.zeros((2, 2, 2, 1))
+    p = np.array([[[0.0, 2], [2, 4]], [[4, 6], [6, 8]]])[..., None]
+    assert m.prediction_sd(y, p)[0] == pytest.approx(np.sqrt(5.0))
+    # frames without a response do not count: drop clip 1's second frame -> sd of 1, 3, 5
+    y[1, :, 1] = np.nan
+    assert m.prediction_sd(y, p)[0] == pytest.approx(np.std([1.0, 3, 5]))
+    # a constant prediction has no range
+    assert m.prediction_sd(y, np.full_like(p, 0.3))[0] == pytest.approx(0.0)
+
+
+@SETTINGS
+@given(st.floats(0.1, 10.0), st.floats(-5.0, 5.0))
+def test_prediction_sd_scales_with_the_prediction_and_ignores_offsets(a, b):
+    rng = np.random.default_rng(3)
+    y, p = rng.normal(size=(3, 4, 5, 2)), rng.normal(size=(3, 5, 2))
+    np.testing.assert_allclose(m.prediction_sd(y, a * p + b), a * m.prediction_sd(y, p), rtol=1e-9)

@@ -36,7 +36,7 @@ from twin.errors import InputError
 IN_DOMAIN = "natural_movie"
 UNIT_COORDS = ("recording_id", "animal_id", "session", "scan_idx", "unit_id", "area", "layer",
                "pt_root_id")
-RATIO_METRICS = ("correlation_to_average", "single_trial_correlation", "cc_norm", "feve")
+RATIO_METRICS = ("correlation_to_average", "single_trial_correlation", "cc_norm", "feve", "prediction_sd")
 UNIT_CHUNK = 2048  # units scored at once (bounds float64 temporaries)
 
 
@@ -367,18 +367,20 @@ def evaluate_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike,
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    rows = [("stimulus_type", "n_units", "single_trial", "corr_to_avg", "feve", "cc_norm", "ratio")]
+    rows = [("stimulus_type", "n_units", "single_trial", "corr_to_avg", "feve", "cc_norm", "ratio", "sd_ratio")]
     for stype, e in summary["stimulus_types"].items():
         med = e["median"]
-        ratio = (summary.get("ratio_to_truth") or {}).get(stype, {}).get("correlation_to_average")
+        rt = (summary.get("ratio_to_truth") or {}).get(stype, {})
         rows.append((stype, str(e["n_units"])) + tuple(
             "-" if v is None else f"{v:.3f}" for v in (med["single_trial_correlation"],
                                                         med["correlation_to_average"], med["feve"],
-                                                        med["cc_norm"], ratio)))
+                                                        med["cc_norm"], rt.get("correlation_to_average"),
+                                                        rt.get("prediction_sd"))))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
-    print("(medians over units; ratio = twin / ground truth median correlation to average)")
+    print("(medians over units; ratio = twin / ground truth median correlation to average; "
+          "sd_ratio = twin / ground truth median s.d. of the predictions, 1 = the same range)")
 
 
 def _handler(args: argparse.Namespace) -> int:
@@ -394,7 +396,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "evaluate", help="score a trained twin on held-out test trials",
         description="Per-neuron single-trial correlation, correlation to average, FEVE, oracle, "
-                    "CC_abs/CC_max/CC_norm per stimulus type; writes DIR/metrics.h5 and "
+                    "CC_abs/CC_max/CC_norm and the predictions' s.d. per stimulus type; writes DIR/metrics.h5 and "
                     "DIR/summary.json.")
     p.add_argument("run_dir", help="a folder written by `twin train`")
     p.add_argument("--out", required=True, help="output folder")

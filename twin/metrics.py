@@ -35,6 +35,7 @@ QUALITY_CC_ABS = 0.2
 METRIC_NAMES = (
     "single_trial_correlation", "correlation_to_average", "oracle", "noise_variance",
     "total_variance", "fev", "feve", "cc_abs", "cc_max", "cc_norm", "passes_quality",
+    "prediction_sd",
 )
 
 
@@ -136,6 +137,23 @@ def correlation_to_average(responses: np.ndarray, predictions: np.ndarray) -> np
     across clips and frames (Sensorium's "correlation to average"). Returns: (unit,)."""
     responses, predictions = _check(responses, predictions)
     return corr(_flat(_repeat_mean(responses)), _flat(_repeat_mean(predictions)), axis=0)
+
+
+def prediction_sd(responses: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """Per-unit standard deviation (ddof 0) of the repeat-averaged prediction across clips and
+    frames, over the samples where a response exists. Units: events/frame.
+
+    Correlations ignore a prediction's scale; this is its range. Divided by the noise-free
+    truth's on the same trials (``twin evaluate --truth``: ``ratio_to_truth``) it says how much a
+    twin compresses the responses (1 = the same range; a twin that predicts the mean where it is
+    unsure falls below 1, which flattens tuning curves and lowers selectivity indices).
+    Returns: (unit,), NaN where no sample exists."""
+    responses, predictions = _check(responses, predictions)
+    x = _flat(_repeat_mean(predictions))
+    n = np.isfinite(x).sum(axis=0)
+    mean = _nanmean(x, axis=0)
+    dev = np.where(np.isfinite(x), x - mean, 0.0)
+    return np.where(n > 0, np.sqrt((dev ** 2).sum(axis=0) / np.maximum(n, 1)), np.nan)
 
 
 def cc_abs(responses: np.ndarray, predictions: np.ndarray) -> np.ndarray:
@@ -290,6 +308,7 @@ def all_metrics(responses: np.ndarray, predictions: np.ndarray,
         "fev": fev(responses),
         "feve": feve(responses, predictions, fev_threshold),
         "cc_max": cc_max(responses),
+        "prediction_sd": prediction_sd(responses, predictions),
     }
     out["cc_abs"] = out["correlation_to_average"]
     out["cc_norm"] = cc_norm(out["cc_abs"], out["cc_max"])
