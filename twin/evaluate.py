@@ -14,7 +14,9 @@ batches of trials, with that trial's own running, pupil and eye position), group
 The same function scores the simulator's ground truth (``twin.simulate.load_truth_model``), so a
 twin can be judged relative to the best possible (noise-free) prediction: with ``truth=`` the
 truth is scored on the same trials, written to ``truth_metrics.h5``, and ``summary.json`` gets
-``ratio_to_truth`` (twin median / truth median per stimulus type), the quality bar of issue 4.
+``ratio_to_truth`` (twin median / truth median per stimulus type of the correlations, FEVE and
+``prediction_sd``: the correlation to average is the quality bar of issue 4; the s.d. ratio
+says how much the twin compresses the responses' range).
 
 The connectomics quality filter uses the ``natural_movie`` entries of ``cc_abs`` / ``cc_max``
 (``passes_quality``).
