@@ -228,6 +228,8 @@ def test_prediction_sd_is_the_range_of_the_repeat_averaged_prediction():
     assert m.prediction_sd(y, p)[0] == pytest.approx(np.std([1.0, 3, 5]))
     # a constant prediction has no range
     assert m.prediction_sd(y, np.full_like(p, 0.3))[0] == pytest.approx(0.0)
+    # no response at all: no range either (NaN, not 0)
+    assert np.isnan(m.prediction_sd(np.full_like(y, np.nan), p)[0])
 
 
 @SETTINGS

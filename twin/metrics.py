@@ -150,10 +150,7 @@ def prediction_sd(responses: np.ndarray, predictions: np.ndarray) -> np.ndarray:
     Returns: (unit,), NaN where no sample exists."""
     responses, predictions = _check(responses, predictions)
     x = _flat(_repeat_mean(predictions))
-    n = np.isfinite(x).sum(axis=0)
-    mean = _nanmean(x, axis=0)
-    dev = np.where(np.isfinite(x), x - mean, 0.0)
-    return np.where(n > 0, np.sqrt((dev ** 2).sum(axis=0) / np.maximum(n, 1)), np.nan)
+    return np.sqrt(_nanmean((x - _nanmean(x, axis=0)) ** 2, axis=0))
 
 
 def cc_abs(responses: np.ndarray, predictions: np.ndarray) -> np.ndarray:
