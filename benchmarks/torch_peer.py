@@ -51,6 +51,7 @@ class PeerSpec:
     temporal_kernels: tuple[int, ...] = (5, 5, 5, 5)
     rnn_channels: int = 64
     rnn_kernel: int = 3
+    rnn_reset_after: bool = False  # n = tanh(Wx x + r * (Wh h)) (PyTorch's nn.GRU) instead of Wh (r * h)
     shifter_hidden: int = 5
     shifter_layers: int = 3
     modulator_hidden: int = 8
@@ -91,14 +92,20 @@ class FactorisedCore(nn.Module):
 
 
 class ConvGRU(nn.Module):
-    """Convolutional GRU over the time axis of (B, C, T, H, W); the candidate sees r * h
-    (the twin's formulation): n = tanh(Wx x + Whn (r * h)), h' = (1 - z) h + z n."""
+    """Convolutional GRU over the time axis of (B, C, T, H, W), as the twin's: the candidate sees
+    r * h, n = tanh(Wx x + Whn (r * h)), or with ``reset_after`` r scales the hidden conv's
+    output, n = tanh(Wx x + r * (Whn h)), computed with one conv for all three gates;
+    h' = (1 - z) h + z n."""
 
-    def __init__(self, c_in: int, c: int, k: int):
+    def __init__(self, c_in: int, c: int, k: int, reset_after: bool = False):
         super().__init__()
         self.x_conv = nn.Conv2d(c_in, 3 * c, k, padding=k // 2)
-        self.h_conv = nn.Conv2d(c, 2 * c, k, padding=k // 2, bias=False)
-        self.hn_conv = nn.Conv2d(c, c, k, padding=k // 2, bias=False)
+        self.reset_after = reset_after
+        if reset_after:
+            self.h_conv = nn.Conv2d(c, 3 * c, k, padding=k // 2, bias=False)
+        else:
+            self.h_conv = nn.Conv2d(c, 2 * c, k, padding=k // 2, bias=False)
+            self.hn_conv = nn.Conv2d(c, c, k, padding=k // 2, bias=False)
         self.c = c
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,10 +116,15 @@ class ConvGRU(nn.Module):
         out = []
         for i in range(t):
             xz, xr, xn = xs[:, i].chunk(3, dim=1)
-            hz, hr = self.h_conv(state).chunk(2, dim=1)
-            z = torch.sigmoid(xz + hz)
-            r = torch.sigmoid(xr + hr)
-            n = torch.tanh(xn + self.hn_conv(r * state))
+            if self.reset_after:
+                hz, hr, hn = self.h_conv(state).chunk(3, dim=1)
+                z, r = torch.sigmoid(xz + hz), torch.sigmoid(xr + hr)
+                n = torch.tanh(xn + r * hn)
+            else:
+                hz, hr = self.h_conv(state).chunk(2, dim=1)
+                z = torch.sigmoid(xz + hz)
+                r = torch.sigmoid(xr + hr)
+                n = torch.tanh(xn + self.hn_conv(r * state))
             state = (1 - z) * state + z * n
             out.append(state)
         return torch.stack(out, dim=1)  # (B, T, C, H, W)
@@ -150,7 +162,7 @@ class PeerModel(nn.Module):
         super().__init__()
         self.spec = spec
         self.core = FactorisedCore(spec)
-        self.rnn = ConvGRU(spec.channels[-1], spec.rnn_channels, spec.rnn_kernel)
+        self.rnn = ConvGRU(spec.channels[-1], spec.rnn_channels, spec.rnn_kernel, spec.rnn_reset_after)
         in_shape = (spec.rnn_channels, spec.height // spec.input_downsample // spec.downsample,
                     spec.width // spec.input_downsample // spec.downsample)
         if HAVE_NEURALPREDICTORS:

@@ -114,3 +114,39 @@ def test_core_in_pieces_gives_the_numbers_of_one_piece(monkeypatch):
     np.testing.assert_allclose(pieces, whole, rtol=1e-5, atol=1e-6)
     assert len(calls) > 3 and max(calls) < 20            # the 20 frames really ran in pieces
     assert core_mod.in_pieces(lambda v: v * 2, jnp.arange(10.0)[:, None], per_item=300).shape == (10, 1)
+
+
+def _np_conv_same(x, w):
+    """'SAME' 2D convolution (cross-correlation) in NumPy: x (H, W, Cin), w (k, k, Cin, Cout)."""
+    k = w.shape[0]
+    p = k // 2
+    xp = np.pad(x, ((p, k - 1 - p), (p, k - 1 - p), (0, 0)))
+    out = np.zeros(x.shape[:2] + (w.shape[3],))
+    for i in range(k):
+        for j in range(k):
+            out += xp[i:i + x.shape[0], j:j + x.shape[1]] @ w[i, j]
+    return out
+
+
+def test_conv_gru_matches_a_numpy_reference_with_the_reset_before_or_after_the_hidden_conv():
+    from twin.model.core import ConvGRU
+
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    x = np.random.default_rng(2).normal(size=(1, 4, 5, 6, 2)).astype(np.float32)
+    outs = {}
+    for after in (False, True):
+        gru = ConvGRU(2, 3, 3, rng=np.random.default_rng(0), reset_after=after)
+        gru.bias[...] = jnp.asarray(np.random.default_rng(3).normal(size=9), jnp.float32)
+        wx, wh, whn, b = (np.asarray(v[...], np.float64) for v in (gru.w_x, gru.w_h, gru.w_hn, gru.bias))
+        h = np.zeros((5, 6, 3))
+        want = []
+        for t in range(4):
+            g = _np_conv_same(x[0, t], wx) + b
+            gh = _np_conv_same(h, wh)
+            z, r = sig(g[..., :3] + gh[..., :3]), sig(g[..., 3:6] + gh[..., 3:])
+            hidden_n = r * _np_conv_same(h, whn) if after else _np_conv_same(r * h, whn)
+            h = (1 - z) * h + z * np.tanh(g[..., 6:] + hidden_n)
+            want.append(h)
+        outs[after] = np.asarray(gru(jnp.asarray(x)))[0]
+        np.testing.assert_allclose(outs[after], np.stack(want), rtol=1e-4, atol=1e-5)
+    assert np.abs(outs[True] - outs[False]).max() > 1e-3    # the two variants really differ

@@ -124,12 +124,13 @@ class ConvGRU(nnx.Module):
     """Convolutional GRU over time. Input-to-hidden convolutions run for all frames at once
     (time folded into batch); only the hidden-to-hidden convolutions run inside ``lax.scan``."""
 
-    def __init__(self, cin: int, ch: int, k: int, *, rng: np.random.Generator):
+    def __init__(self, cin: int, ch: int, k: int, *, rng: np.random.Generator, reset_after: bool = False):
         self.w_x = init_param(rng, (k, k, cin, 3 * ch), k * k * cin)
         self.w_h = init_param(rng, (k, k, ch, 2 * ch), k * k * ch)
         self.w_hn = init_param(rng, (k, k, ch, ch), k * k * ch)
         self.bias = nnx.Param(jnp.zeros((3 * ch,)))
         self.ch = ch
+        self.reset_after = bool(reset_after)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x (B, T, H, W, Cin) -> hidden states (B, T, H, W, ch), starting from h = 0."""
@@ -139,6 +140,12 @@ class ConvGRU(nnx.Module):
         w_h, w_hn = self.w_h[...], self.w_hn[...]
 
         def step(hid, g):
+            if self.reset_after:   # one matmul for the three gates' hidden terms
+                gh = conv2d_im2col(hid, jnp.concatenate([w_h, w_hn], axis=-1))
+                z = jax.nn.sigmoid(g[..., :ch] + gh[..., :ch])
+                r = jax.nn.sigmoid(g[..., ch:2 * ch] + gh[..., ch:2 * ch])
+                new = (1.0 - z) * hid + z * jnp.tanh(g[..., 2 * ch:] + r * gh[..., 2 * ch:])
+                return new, new
             gh = conv2d_im2col(hid, w_h)
             z = jax.nn.sigmoid(g[..., :ch] + gh[..., :ch])
             r = jax.nn.sigmoid(g[..., ch:2 * ch] + gh[..., ch:])
@@ -196,7 +203,8 @@ class Core(nnx.Module):
         self.convs = nnx.List([FactorisedConv3d(chans[i], chans[i + 1], ks[i], cfg.temporal_kernel, rng=rng,
                                                 stride=cfg.input_downsample if strided and i == 0 else 1)
                                for i in range(cfg.layers)])
-        self.gru = ConvGRU(chans[-1], cfg.gru_channels, cfg.gru_kernel, rng=rng)
+        self.gru = ConvGRU(chans[-1], cfg.gru_channels, cfg.gru_kernel, rng=rng,
+                           reset_after=getattr(cfg, "gru_reset_after", False))
         self.out_channels = cfg.gru_channels
         self.downsample = cfg.downsample
         self.input_downsample = 1 if strided else cfg.input_downsample
