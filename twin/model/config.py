@@ -24,7 +24,7 @@ class CoreConfig:
     # False: the classic GRU, n = tanh(W_x x + W_h (r * h)); True: the reset gate scales the
     # hidden-state convolution's output, n = tanh(W_x x + r * (W_h h)) (PyTorch's and cuDNN's GRU),
     # so one im2col matmul per frame computes all three gates' hidden terms (the GRU's
-    # forward+backward ~1.5x faster on the demo core)
+    # forward+backward 1.3x faster on demo.toml's 32-channel core)
     gru_reset_after: bool = False
     downsample: int = 1           # average-pool the conv features by this factor before the GRU
     input_downsample: int = 1     # average-pool the (normalised) frames by this factor before the convs

@@ -122,7 +122,9 @@ class FactorisedConv3d(nnx.Module):
 
 class ConvGRU(nnx.Module):
     """Convolutional GRU over time. Input-to-hidden convolutions run for all frames at once
-    (time folded into batch); only the hidden-to-hidden convolutions run inside ``lax.scan``."""
+    (time folded into batch); only the hidden-to-hidden convolutions run inside ``lax.scan``.
+    ``reset_after``: the candidate is ``tanh(W_x x + r * (W_hn h))`` instead of
+    ``tanh(W_x x + W_hn (r * h))`` (same weights; see ``CoreConfig.gru_reset_after``)."""
 
     def __init__(self, cin: int, ch: int, k: int, *, rng: np.random.Generator, reset_after: bool = False):
         self.w_x = init_param(rng, (k, k, cin, 3 * ch), k * k * cin)
@@ -138,10 +140,11 @@ class ConvGRU(nnx.Module):
         ch = self.ch
         gx = conv2d(x.reshape(b * t, h, w, c), self.w_x[...]).reshape(b, t, h, w, 3 * ch) + self.bias[...]
         w_h, w_hn = self.w_h[...], self.w_hn[...]
+        w_all = jnp.concatenate([w_h, w_hn], axis=-1) if self.reset_after else None
 
         def step(hid, g):
             if self.reset_after:   # one matmul for the three gates' hidden terms
-                gh = conv2d_im2col(hid, jnp.concatenate([w_h, w_hn], axis=-1))
+                gh = conv2d_im2col(hid, w_all)
                 z = jax.nn.sigmoid(g[..., :ch] + gh[..., :ch])
                 r = jax.nn.sigmoid(g[..., ch:2 * ch] + gh[..., ch:2 * ch])
                 new = (1.0 - z) * hid + z * jnp.tanh(g[..., 2 * ch:] + r * gh[..., 2 * ch:])
@@ -204,7 +207,7 @@ class Core(nnx.Module):
                                                 stride=cfg.input_downsample if strided and i == 0 else 1)
                                for i in range(cfg.layers)])
         self.gru = ConvGRU(chans[-1], cfg.gru_channels, cfg.gru_kernel, rng=rng,
-                           reset_after=getattr(cfg, "gru_reset_after", False))
+                           reset_after=cfg.gru_reset_after)
         self.out_channels = cfg.gru_channels
         self.downsample = cfg.downsample
         self.input_downsample = 1 if strided else cfg.input_downsample
