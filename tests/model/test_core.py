@@ -150,3 +150,8 @@ def test_conv_gru_matches_a_numpy_reference_with_the_reset_before_or_after_the_h
         outs[after] = np.asarray(gru(jnp.asarray(x)))[0]
         np.testing.assert_allclose(outs[after], np.stack(want), rtol=1e-4, atol=1e-5)
     assert np.abs(outs[True] - outs[False]).max() > 1e-3    # the two variants really differ
+    # the config field reaches the core's GRU: same seed, only the flag differs -> other features
+    frames = jnp.asarray(np.random.default_rng(4).normal(size=(1, 3, 6, 7)), jnp.float32)
+    feats = [Core(CoreConfig(channels=2, layers=1, kernel=(3,), temporal_kernel=2, gru_channels=3,
+                             gru_reset_after=flag), rng=np.random.default_rng(0))(frames) for flag in (False, True)]
+    assert float(jnp.abs(feats[1] - feats[0]).max()) > 1e-4

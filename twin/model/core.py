@@ -139,21 +139,16 @@ class ConvGRU(nnx.Module):
         b, t, h, w, c = x.shape
         ch = self.ch
         gx = conv2d(x.reshape(b * t, h, w, c), self.w_x[...]).reshape(b, t, h, w, 3 * ch) + self.bias[...]
-        w_h, w_hn = self.w_h[...], self.w_hn[...]
-        w_all = jnp.concatenate([w_h, w_hn], axis=-1) if self.reset_after else None
+        w_hn = self.w_hn[...]
+        # hidden weights of one matmul per frame: z and r (and, reset-after, the candidate's)
+        w_hid = jnp.concatenate([self.w_h[...], w_hn], axis=-1) if self.reset_after else self.w_h[...]
 
         def step(hid, g):
-            if self.reset_after:   # one matmul for the three gates' hidden terms
-                gh = conv2d_im2col(hid, w_all)
-                z = jax.nn.sigmoid(g[..., :ch] + gh[..., :ch])
-                r = jax.nn.sigmoid(g[..., ch:2 * ch] + gh[..., ch:2 * ch])
-                new = (1.0 - z) * hid + z * jnp.tanh(g[..., 2 * ch:] + r * gh[..., 2 * ch:])
-                return new, new
-            gh = conv2d_im2col(hid, w_h)
+            gh = conv2d_im2col(hid, w_hid)
             z = jax.nn.sigmoid(g[..., :ch] + gh[..., :ch])
-            r = jax.nn.sigmoid(g[..., ch:2 * ch] + gh[..., ch:])
-            n = jnp.tanh(g[..., 2 * ch:] + conv2d_im2col(r * hid, w_hn))
-            new = (1.0 - z) * hid + z * n
+            r = jax.nn.sigmoid(g[..., ch:2 * ch] + gh[..., ch:2 * ch])
+            hidden_n = r * gh[..., 2 * ch:] if self.reset_after else conv2d_im2col(r * hid, w_hn)
+            new = (1.0 - z) * hid + z * jnp.tanh(g[..., 2 * ch:] + hidden_n)
             return new, new
 
         def run(g):  # (b', T, H, W, 3 ch) -> hidden states (b', T, H, W, ch)
