@@ -8,6 +8,7 @@ import stat
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -65,6 +66,35 @@ def test_planted_like_to_like_slopes_are_recovered_and_nulls_are_not_significant
     assert al and any(not r["included"] for r in al)  # small area x layer groups fail the rules
 
 
+def test_the_pooled_slope_is_one_common_slope_with_a_narrower_interval(result):
+    from .conftest import BETA
+
+    _, res = result
+    syn = [r for r in res["tests"] if r["family"] == "synaptic_scale" and r["measure"] == "signal_correlation"]
+    proj = [r for r in syn if r["level"] == "projection" and r["included"]]
+    pooled = next(r for r in syn if r["level"] == "pooled")
+    assert pooled["projection"] == "all" and pooled["included"]
+    assert sorted(pooled["projections"]) == sorted(r["projection"] for r in proj)
+    assert min(BETA[r["projection"]] for r in proj) - 0.3 < pooled["estimate"] < max(BETA.values()) + 0.3
+    assert all(pooled["ci_high"] - pooled["ci_low"] < r["ci_high"] - r["ci_low"] for r in proj)
+    assert pooled["p"] < 1e-3 and pooled["p_adj"] is not None
+    assert pooled["n_pairs"] == sum(r["n_pairs"] for r in proj)
+
+
+def test_the_pooled_slope_keeps_its_level_under_the_null():
+    from twin.analysis.scales import synaptic_scale
+
+    from .conftest import small_edges
+
+    ps = []
+    for seed in range(40):
+        e = small_edges(100 + seed, beta={}, other_measures=False, sd_pre=0.5)
+        r = next(r for r in synaptic_scale(e, ["signal_correlation"], min_pre=2, min_synapses=5)
+                 if r["level"] == "pooled")
+        ps.append(r["p"])
+    assert np.mean(np.asarray(ps) < 0.05) <= 0.15          # 2 expected of 40; P(> 6) < 0.5%
+
+
 def test_a_group_dominated_by_one_neuron_is_reported_excluded(edges, tmp_path):
     d = edges.copy()
     first = d["pre_pt_root_id"][d["projection"] == "HVA->V1"].iloc[0]
@@ -116,7 +146,7 @@ def test_glmm_records_come_back_from_rscript_json(edges, tmp_path, monkeypatch):
                          measures=("signal_correlation",), use_r="always")
     res = analyze(cfg, tmp_path / "out", edges=edges)
     glmm = [r for r in res["tests"] if r["family"] == "synaptic_scale_glmm"]
-    fe = [r for r in res["tests"] if r["family"] == "synaptic_scale" and r["included"]]
+    fe = [r for r in res["tests"] if r["family"] == "synaptic_scale" and r["included"] and r["level"] == "projection"]
     assert res["glmm_r"]["used"] and len(glmm) == len(fe) >= 3
     assert all(r["estimate"] == 1.5 and r["ci_low"] == pytest.approx(1.5 - 1.96 * 0.25, abs=1e-3) for r in glmm)
 
@@ -126,7 +156,7 @@ def test_glmmtmb_slopes_agree_with_the_fixed_intercept_slopes(edges, tmp_path):
     cfg = AnalysisConfig(n_boot=0, n_permutations=0, axonal=False, invariance=False, by_area_layer=False,
                          measures=("signal_correlation",), use_r="always")
     res = analyze(cfg, tmp_path, edges=edges)
-    fe = {r["projection"]: r for r in res["tests"] if r["family"] == "synaptic_scale"}
+    fe = {r["projection"]: r for r in res["tests"] if r["family"] == "synaptic_scale" and r["level"] == "projection"}
     for r in (r for r in res["tests"] if r["family"] == "synaptic_scale_glmm"):
         assert abs(r["estimate"] - fe[r["projection"]]["estimate"]) < 0.5 * (r["ci_high"] - r["ci_low"])
 

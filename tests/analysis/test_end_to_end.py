@@ -29,7 +29,8 @@ def test_analyze_builds_the_edge_table_and_recovers_the_planted_slope(inputs, tm
     edges = pd.read_parquet(tmp_path / "edges.parquet")
     assert len(edges) == 24 * 59 and not edges["quality_ok"].all()      # 3 neurons fail CC_max
     assert res["summary"]["n_pairs_quality_ok"] == int(edges["quality_ok"].sum())
-    syn = [r for r in res["tests"] if r["family"] == "synaptic_scale" and r["measure"] == "signal_correlation"]
+    syn = [r for r in res["tests"] if r["family"] == "synaptic_scale" and r["measure"] == "signal_correlation"
+           and r["level"] == "projection"]
     assert {r["projection"] for r in syn} == {"V1->V1", "HVA->HVA", "V1->HVA", "HVA->V1"}
     est = np.array([r["estimate"] for r in syn if r["included"]])
     assert len(est) >= 3 and 1.5 < np.mean(est) < 4.5

@@ -78,3 +78,34 @@ def test_permutation_shuffles_only_within_neurons():
     y = np.random.default_rng(1).poisson(1.0, 100)
     _, p = permutation_pvalue(y, x, np.zeros(100), g, 50, np.random.default_rng(0))
     assert p == 1.0
+
+
+def test_cluster_errors_sum_the_scores_of_the_groups_in_a_cluster():
+    d = _projection(7, 1.0, P=12, C=300)
+    y, x, off, g = d["y"], d["x"], np.log(d["ld"]), d["g"]
+    base = fit_poisson_fe(y, x, off, g)
+    same = fit_poisson_fe(y, x, off, g, clusters=g * 10 + 3)          # one cluster per group: no change
+    np.testing.assert_allclose(same.cov_cluster, base.cov_cluster)
+    pairs = g // 2                                                    # two groups per cluster
+    coarse = fit_poisson_fe(y, x, off, g, clusters=pairs)
+    np.testing.assert_allclose(coarse.beta, base.beta)
+    # by hand: per-group scores at the estimate, summed per cluster
+    p = np.exp(off + x * base.beta[0])
+    tot_y, tot_p = np.bincount(g, weights=y), np.bincount(g, weights=p)
+    s_g = np.bincount(g, weights=x * (y - tot_y[g] * p / tot_p[g]))
+    used = tot_y > 0
+    s_c = np.bincount(np.unique(g)[used] // 2, weights=s_g[used])
+    s_c = s_c[np.isin(np.arange(len(s_c)), np.unique(pairs[tot_y[g] > 0]))]
+    G = len(s_c)
+    want = (s_c ** 2).sum() * G / (G - 1) / np.diag(base.cov_model)[0] ** -2
+    assert coarse.n_groups == G
+    np.testing.assert_allclose(coarse.cov_cluster[0, 0], want, rtol=1e-6)
+
+
+def test_a_group_split_across_clusters_is_an_error():
+    import pytest
+
+    d = _projection(8, 1.0, P=4, C=60)
+    bad = np.arange(len(d["y"])) % 2
+    with pytest.raises(ValueError, match="within one cluster"):
+        fit_poisson_fe(d["y"], d["x"], np.log(d["ld"]), d["g"], clusters=bad)

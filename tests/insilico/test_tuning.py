@@ -89,6 +89,31 @@ def test_gosi_orders_neurons_by_envelope_width():
     assert spearmanr(ds["gosi"].values, m.sigma).statistic > 0.8
 
 
+def test_evoked_selectivity_and_f1_f0_ignore_the_spontaneous_rate():
+    from twin.insilico.common import unit_table
+    from twin.insilico.config import TuningConfig
+    from twin.insilico.testing import GaborPopulation
+    from twin.insilico.tuning import run_tuning
+
+    kinds = np.array([0, 1, 0, 1, 0, 1])
+    spont = np.array([0.02, 0.02, 0.5, 0.9, 2.0, 0.3])
+    out = {}
+    for name, s in (("low", 0.02), ("high", spont)):
+        m = GaborPopulation(n=6, kinds=kinds, seed=4, spontaneous=s)
+        for base in ("blank", "none"):
+            cfg = TuningConfig(n_directions=8, n_frames=22, sf_list=(0.04,), tf_list=(2.0,), n_phases=2,
+                               noise_repeats=1, n_permutations=20, von_mises=False, baseline=base)
+            out[name, base] = run_tuning(m, unit_table(m, m.recording_ids()), cfg, seed=0)
+    np.testing.assert_allclose(out["high", "blank"]["blank_response"].values, spont + (kinds == 1) * 1e-3, atol=1e-4)
+    for k in ("gosi", "f1_f0"):
+        np.testing.assert_allclose(out["high", "blank"][k].values, out["low", "blank"][k].values, rtol=1e-3, atol=1e-4)
+        i = [2, 3, 4, 5] if k == "gosi" else [2, 4]            # F1/F0 of complex cells is ~0 anyway
+        raw = out["high", "none"][k].values[i]
+        assert np.all(raw < 0.8 * out["low", "none"][k].values[i])       # diluted by the offset
+    assert np.all(out["high", "blank"]["f1_f0"].values[kinds == 0] > 1.0)
+    assert np.all(out["high", "none"]["f1_f0"].values[4] < 1.0)           # a simple cell looks complex
+
+
 def test_tuning_output_has_neuron_coordinates(tuning_result):
     for c in ("recording_id", "session", "scan_idx", "unit_id", "pt_root_id"):
         assert c in tuning_result.coords

@@ -28,7 +28,9 @@ class AnalysisConfig:
     ``measures`` are tested when the edge table has them (the others are listed as missing).
     ``n_boot`` bootstrap resamples of presynaptic neurons for the binned trends (``n_bins``
     quantile bins); ``n_permutations`` within-presynaptic-neuron shuffles (0 = skip);
-    ``by_area_layer`` adds synaptic-scale tests per area x layer group over ``layers``.
+    ``by_area_layer`` adds synaptic-scale tests per area x layer group over ``layers``; ``pooled``
+    one common synaptic-scale slope per measure over the included projections (like-to-like
+    overall; intercepts per presynaptic neuron and projection, errors clustered by neuron).
     ``use_r``: also fit the published glmmTMB GLMM through ``Rscript`` ("auto": when
     installed; "always": fail if it is not). ``tweedie_power`` is the Tweedie variance power of
     the axonal-scale model. ``se`` picks the standard errors of the synaptic-scale slope
@@ -51,6 +53,7 @@ class AnalysisConfig:
     n_permutations: int = 1000
     alpha: float = 0.05
     by_area_layer: bool = True
+    pooled: bool = True
     layers: tuple[str, ...] = ("L2/3", "L4", "L5")
     axonal: bool = True
     invariance: bool = True

@@ -39,8 +39,8 @@ from scipy import stats
 class FEPoissonFit:
     """Result of :func:`fit_poisson_fe` for k covariates.
 
-    beta (k,) log rate per unit covariate; cov_model / cov_cluster (k, k); n_groups = neurons
-    with >= 1 synapse (G); n_rows used; n_events = total count; converged; loglik (conditional).
+    beta (k,) log rate per unit covariate; cov_model / cov_cluster (k, k); n_groups = clusters
+    (by default the intercept groups: neurons) with >= 1 synapse (G); n_rows used; n_events = total count; converged; loglik (conditional).
     """
 
     beta: np.ndarray
@@ -69,7 +69,7 @@ class FEPoissonFit:
         return {"estimate": b, "se": s, "ci_low": b - q * s, "ci_high": b + q * s, "p": p}
 
 
-def _prepare(y, X, offset, groups):
+def _prepare(y, X, offset, groups, clusters=None):
     y = np.asarray(y, np.float64)
     X = np.asarray(X, np.float64).reshape(len(y), -1)
     offset = np.asarray(offset, np.float64)
@@ -80,7 +80,12 @@ def _prepare(y, X, offset, groups):
     y, X, offset, g = y[keep][order], X[keep][order], offset[keep][order], g[keep][order]
     _, g = np.unique(g, return_inverse=True)
     starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
-    return y, X, offset, g, starts
+    if clusters is None:
+        return y, X, offset, g, starts, np.arange(len(starts))
+    _, c = np.unique(np.asarray(clusters)[keep][order], return_inverse=True)
+    if len(starts) and np.any(np.maximum.reduceat(c, starts) != np.minimum.reduceat(c, starts)):
+        raise ValueError("every intercept group must lie within one cluster")
+    return y, X, offset, g, starts, np.unique(c[starts], return_inverse=True)[1] if len(starts) else c
 
 
 def _group_probs(eta: np.ndarray, g: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -102,13 +107,18 @@ def _terms(beta, y, X, offset, g, starts, n_g):
 
 
 def fit_poisson_fe(y: np.ndarray, X: np.ndarray, offset: np.ndarray, groups: np.ndarray, *,
-                   max_iter: int = 100, tol: float = 1e-10) -> FEPoissonFit:
+                   clusters: np.ndarray | None = None, max_iter: int = 100, tol: float = 1e-10) -> FEPoissonFit:
     """Fit counts ``y`` (n,) on covariates ``X`` (n,) or (n, k) with ``offset`` (n,) (log Ld,
     log um) and one free intercept per value of ``groups`` (n,) (presynaptic neuron ids).
 
-    Newton-Raphson on the conditional (multinomial) log likelihood with step halving.
-    Returns :class:`FEPoissonFit` (NaN beta when there is no within-group variation)."""
-    y, X, offset, g, starts = _prepare(y, X, offset, groups)
+    ``clusters`` (n,), optional: the units of the cluster-robust errors when they are coarser
+    than the intercept groups (e.g. intercepts per presynaptic neuron and projection, clusters per
+    neuron: a neuron's groups share its idiosyncrasies); every group must lie within one cluster.
+    Default: the groups. Newton-Raphson on the conditional (multinomial) log likelihood with step
+    halving. Returns :class:`FEPoissonFit` (NaN beta when there is no within-group variation);
+    its ``n_groups`` counts the clusters with >= 1 event (the G of the errors' G / (G - 1) factor
+    and of their G - 1 degrees of freedom)."""
+    y, X, offset, g, starts, cl = _prepare(y, X, offset, groups, clusters)
     k, G = X.shape[1], len(starts)
     n_g = np.add.reduceat(y, starts) if len(y) else np.zeros(0)
     nan = np.full(k, np.nan)
@@ -139,9 +149,12 @@ def fit_poisson_fe(y: np.ndarray, X: np.ndarray, offset: np.ndarray, groups: np.
     except np.linalg.LinAlgError:
         return FEPoissonFit(nan, np.full((k, k), np.nan), np.full((k, k), np.nan), G, len(y),
                             int(n_g.sum()), False, ll)
-    meat = scores.T @ scores
-    cov_cl = bread @ meat @ bread * (G / (G - 1) if G > 1 else np.nan)
-    return FEPoissonFit(beta, bread, cov_cl, G, len(y), int(n_g.sum()), converged, ll)
+    n_cl = int(cl.max()) + 1
+    sc = np.zeros((n_cl, k))
+    np.add.at(sc, cl, scores)                                # per-cluster score sums
+    meat = sc.T @ sc
+    cov_cl = bread @ meat @ bread * (n_cl / (n_cl - 1) if n_cl > 1 else np.nan)
+    return FEPoissonFit(beta, bread, cov_cl, n_cl, len(y), int(n_g.sum()), converged, ll)
 
 
 def score_residuals(y: np.ndarray, offset: np.ndarray, groups: np.ndarray

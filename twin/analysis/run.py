@@ -130,7 +130,7 @@ def run_tests(edges: pd.DataFrame, config: AnalysisConfig, log: Callable[[str], 
     log("synaptic scale")
     records = synaptic_scale(q, measures, by_area_layer=config.by_area_layer, layers=config.layers,
                              min_synapses=config.min_synapses, se=config.se, n_permutations=config.n_permutations,
-                             seed=config.seed, log=log, **rules)
+                             seed=config.seed, pooled=config.pooled, log=log, **rules)
     if config.axonal:
         log("axonal scale")
         records += axonal_scale(q, measures, var_power=config.tweedie_power, **rules)
@@ -145,7 +145,7 @@ def run_tests(edges: pd.DataFrame, config: AnalysisConfig, log: Callable[[str], 
     binned = binned_table(q, measures, n_bins=config.n_bins, n_boot=config.n_boot, seed=config.seed)
     info = {"measures": measures, "measures_missing": [m for m in config.measures if m not in edges.columns],
             "summary": summarize(edges, quality), "glmm_r": glmm, "methods": METHODS,
-            "multiple_testing": "Benjamini-Hochberg within each family (and level: projection vs area x layer), "
+            "multiple_testing": "Benjamini-Hochberg within each family (and level: projection, area x layer, pooled), "
                                 "over included tests"}
     return records, binned, info
 

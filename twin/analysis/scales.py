@@ -33,9 +33,12 @@ def _rng(seed: int, *keys: int) -> np.random.Generator:
 def synaptic_scale(edges: pd.DataFrame, measures: list[str], *, by_area_layer: bool = False,
                    layers: tuple[str, ...] = ("L2/3", "L4", "L5"), min_pre: int = 5, min_synapses: int = 30,
                    max_share: float = 0.5, se: str = "cluster", n_permutations: int = 0, seed: int = 0,
-                   log: Callable[[str], None] = lambda s: None) -> list[dict[str, Any]]:
+                   pooled: bool = True, log: Callable[[str], None] = lambda s: None) -> list[dict[str, Any]]:
     """Synaptic-scale slope records (family "synaptic_scale") and, per projection, permutation
     records (family "permutation"; estimate = the GLM slope, p = permutation p, p_glm beside).
+    With ``pooled``, per measure also one common slope over the projections that passed the
+    inclusion rules (projection "all", level "pooled": like-to-like overall, the question a
+    single test answers with the most power; intercepts per neuron and projection).
 
     ``edges``: the (quality-filtered) edge table. Returns a list of records (results.json)."""
     out: list[dict[str, Any]] = []
@@ -70,7 +73,33 @@ def synaptic_scale(edges: pd.DataFrame, measures: list[str], *, by_area_layer: b
                 out.append(record("permutation", m, label, estimate=inf["estimate"], p=p_perm, p_glm=inf["p"],
                                   statistic=u, n_permutations=n_permutations,
                                   method="score statistic, measure shuffled within presynaptic neuron", **base))
+        if pooled:
+            out.append(_pooled(edges, m, x_all, [r["projection"] for r in out if r["family"] == "synaptic_scale"
+                                                 and r["measure"] == m and r.get("level") == "projection"
+                                                 and r.get("included")], ld, syn, pre, se))
     return out
+
+
+def _pooled(edges: pd.DataFrame, m: str, x_all: np.ndarray, projections: list[str], ld: np.ndarray,
+            syn: np.ndarray, pre: np.ndarray, se: str) -> dict[str, Any]:
+    """One common slope over the included projections (level "pooled", projection "all"): an
+    intercept per presynaptic neuron and projection, errors clustered by presynaptic neuron."""
+    base = {"level": "pooled", "projections": projections}
+    if len(projections) < 2:
+        return excluded("synaptic_scale", m, "all", "fewer than two projections passed the inclusion rules", **base)
+    proj = edges["projection"].astype(str).to_numpy()
+    rows = np.isin(proj, projections) & (ld > 0) & np.isfinite(x_all)
+    g = pd.factorize(pd.MultiIndex.from_arrays([pre[rows], proj[rows]]))[0]
+    fit = fit_poisson_fe(syn[rows], x_all[rows], np.log(ld[rows]), g, clusters=pre[rows])
+    counts = {"n_pre": int(len(np.unique(pre[rows]))), "n_pairs": int(rows.sum()),
+              "n_synapses": int(syn[rows].sum()), "n_connected": int((syn[rows] > 0).sum())}
+    if not np.all(np.isfinite(fit.beta)):
+        return excluded("synaptic_scale", m, "all", "no variation of the measure within neurons", **base, **counts)
+    inf, mod = fit.inference(0, se), fit.inference(0, "model")
+    return record("synaptic_scale", m, "all", **{k: inf[k] for k in ("estimate", "ci_low", "ci_high", "p")},
+                  se=inf["se"], df=fit.df(se), se_type=se, se_model=mod["se"], p_model=mod["p"],
+                  converged=fit.converged, method="poisson_fixed_pre_projection_intercepts_common_slope",
+                  **base, **counts)
 
 
 def fit_tweedie(ld: np.ndarray, x: np.ndarray, groups: np.ndarray, var_power: float = 1.5) -> dict[str, float]:

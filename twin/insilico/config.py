@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Literal
+
 from twin.config import load_config
 
 EXPERIMENTS = ("tuning", "rf", "mei", "vei", "bipartite", "profiles")
@@ -31,6 +33,10 @@ class TuningConfig:
     n_permutations: int = 200
     tuned_p: float = 0.05           # permutation p below which a cell counts as tuned
     von_mises: bool = True          # bimodal von Mises fit (vectorised over neurons: ~1 s per 1000)
+    # "blank": gOSI/gDSI and F1/F0 on evoked responses, i.e. above each neuron's response to a
+    # uniform grey clip (its spontaneous rate): trials clipped at max(r - blank, 0), F0 - blank
+    # (Skottun et al. 1991); "none": on the raw predicted rates
+    baseline: Literal["blank", "none"] = "blank"
     batch: int = 16                 # clips per model call
 
 

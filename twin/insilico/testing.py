@@ -27,12 +27,13 @@ class GaborPopulation:
     direction cells the preferred direction), ``sf`` (cpd), ``phase`` (deg), ``kind``
     (0 simple, 1 complex, 2 direction; default cycling), ``filters`` (2, n, H, W) the
     quadrature pair. A wider envelope (``sigma``) at fixed SF means sharper orientation tuning.
+    ``spontaneous``: the rate added to every response (one value or one per neuron).
     """
 
     def __init__(self, n: int = 12, image_shape: tuple[int, int] = (20, 28), pixel_size_deg: float = 3.0,
                  frame_rate: float = 10.0, burn_in: int = 2, seed: int = 0, kinds: np.ndarray | None = None,
                  sigma_range_deg: tuple[float, float] = (7.0, 10.0),
-                 sf_range_cpd: tuple[float, float] = (0.035, 0.05)):
+                 sf_range_cpd: tuple[float, float] = (0.035, 0.05), spontaneous: float | np.ndarray = 0.02):
         import jax
         import jax.numpy as jnp
 
@@ -61,6 +62,7 @@ class GaborPopulation:
         so = (2 * env * np.sin(arg) / norm).reshape(n, -1)
         self.filters = np.stack([se, so]).reshape(2, n, h, w)
         kind = jnp.asarray(self.kind)
+        spont = jnp.broadcast_to(jnp.asarray(spontaneous, jnp.float32), (n,))
         s_e, s_o = jnp.asarray(se.T, jnp.float32), jnp.asarray(so.T, jnp.float32)
 
         def fwd(stim):
@@ -73,7 +75,7 @@ class GaborPopulation:
             b0 = jnp.concatenate([b[:, :1], b[:, :-1]], 1)
             dire = 3.0 * jax.nn.relu(b * a0 - a * b0)
             mix = jnp.where(kind == 0, simple, jnp.where(kind == 1, cplx, dire))
-            return 0.02 + mix
+            return spont + mix
 
         self._fwd = jax.jit(fwd)
         self._units = pd.DataFrame({"recording_id": "fake-1-1", "animal_id": "fake", "session": 1, "scan_idx": 1,

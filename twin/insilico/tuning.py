@@ -17,6 +17,11 @@ are counter-clockwise from rightward (degrees); orientation = direction mod 180.
   preferred direction and SF (the SF sweep, at ``tf_hz``): ``F0`` = mean rate, ``F1`` = twice
   the amplitude of its Fourier component at the grating TF over a whole number of cycles.
   ``F1/F0 > 1`` = simple, ``< 1`` = complex.
+* Evoked responses (``baseline = "blank"``, the default): the battery includes a uniform grey
+  clip; its mean response is the neuron's spontaneous rate (``blank_response``). gOSI, gDSI and
+  their permutation tests use each trial's response above it, ``max(r - blank, 0)``, and F1/F0
+  divides by ``F0 - blank`` (F0 corrected for spontaneous activity, as in Skottun et al. 1991),
+  so a neuron's (or a twin's) spontaneous rate does not dilute its selectivity or modulation.
 """
 
 from __future__ import annotations
@@ -216,10 +221,11 @@ def tuning_clips(model, cfg, seed: int) -> tuple[np.ndarray, np.ndarray, dict[st
 
     Returns ``clips`` (n, T, H, W), ``tf`` (n,) the temporal frequency of each clip (1 Hz for
     noise: unused) and index arrays into ``clips``: ``"grating"`` (n_dir, n_phases), ``"noise"``
-    (n_dir, noise_repeats), ``"sf"`` (n_sf, n_dir), ``"tf"`` (n_tf, n_dir). A grating that appears
+    (n_dir, noise_repeats), ``"sf"`` (n_sf, n_dir), ``"tf"`` (n_tf, n_dir), ``"blank"`` (1,): a uniform
+    grey clip (the spontaneous rate). A grating that appears
     in several runs (the SF and TF sweeps at the direction run's SF/TF, phase 0) is shown once.
     """
-    from twin.stimuli import directional_noise
+    from twin.stimuli import GREY, directional_noise
 
     dirs = directions(cfg)
     T = cfg.n_frames
@@ -249,6 +255,9 @@ def tuning_clips(model, cfg, seed: int) -> tuple[np.ndarray, np.ndarray, dict[st
     idx["noise"] = noise
     idx["sf"] = np.array([[grating(d, f, cfg.tf_hz, 0.0) for d in dirs] for f in cfg.sf_list], np.int64)
     idx["tf"] = np.array([[grating(d, cfg.sf_cpd, f, 0.0) for d in dirs] for f in cfg.tf_list], np.int64)
+    idx["blank"] = np.array([len(clips)], np.int64)
+    clips.append(np.full_like(clips[0], GREY))
+    tfs.append(1.0)
     return np.stack(clips).astype(np.float32), np.asarray(tfs), idx
 
 
@@ -256,7 +265,7 @@ def tuning_stimuli(model, cfg, seed: int) -> dict[str, np.ndarray]:
     """Every clip of the tuning battery by run, grey levels (duplicates included).
 
     Returns {"grating": (n_dir, n_phases, T, H, W), "noise": (n_dir, n_rep, T, H, W),
-    "sf": (n_sf, n_dir, T, H, W), "tf": (n_tf, n_dir, T, H, W)}.
+    "sf": (n_sf, n_dir, T, H, W), "tf": (n_tf, n_dir, T, H, W), "blank": (1, T, H, W)}.
     """
     clips, _, idx = tuning_clips(model, cfg, seed)
     return {k: clips[v] for k, v in idx.items()}
@@ -316,9 +325,13 @@ def run_tuning(model, units: pd.DataFrame, cfg, seed: int, progress=None) -> xr.
     nz = mean[idx["noise"]]
     sf_mean, sf_f1, sf_f0 = mean[idx["sf"]], f1_all[idx["sf"]], f0_all[idx["sf"]]
     tf_mean = mean[idx["tf"]]
+    blank = mean[idx["blank"][0]]                      # (n,) spontaneous rate
+    base = blank if cfg.baseline == "blank" else np.zeros(n)
     data: dict = {"grating_response": (("unit", "direction", "repeat"), g.transpose(2, 0, 1)),
-                  "noise_response": (("unit", "direction", "noise_repeat"), nz.transpose(2, 0, 1))}
+                  "noise_response": (("unit", "direction", "noise_repeat"), nz.transpose(2, 0, 1)),
+                  "blank_response": ("unit", blank)}
     for prefix, trials in (("", g), ("noise_", nz)):
+        trials = np.maximum(trials - base, 0.0)        # evoked (cfg.baseline = "blank")
         sel = selectivity(trials.mean(1).T, dirs)
         sel.update(permutation_p(trials, dirs, cfg.n_permutations, rng))
         for k, v in sel.items():
@@ -338,7 +351,10 @@ def run_tuning(model, units: pd.DataFrame, cfg, seed: int, progress=None) -> xr.
     best_sf = np.argmax(sf_curve, 1)
     f0 = sf_f0[best_sf, pd_idx, cols]
     f1 = sf_f1[best_sf, pd_idx, cols]
-    ratio = f1 / np.maximum(f0, 1e-12)
+    evoked = f0 - base
+    # no response above the spontaneous rate at the preferred grating: F1/F0 undefined
+    ratio = np.where(evoked > 1e-9 * np.maximum(np.abs(f0), 1e-12), f1 / np.maximum(evoked, 1e-30), np.nan)
+    data["f0"], data["f1"] = ("unit", f0), ("unit", f1)       # at the preferred direction and SF, raw
     data["f1_f0"] = ("unit", ratio)
     data["phase_invariance"] = ("unit", 1.0 - np.clip(ratio, 0.0, 2.0) / 2.0)
     data["tuned"] = ("unit", data["gosi_p"][1] < cfg.tuned_p)
@@ -346,6 +362,8 @@ def run_tuning(model, units: pd.DataFrame, cfg, seed: int, progress=None) -> xr.
              "permutation": "direction labels shuffled across all direction x repeat trials; repeats are "
                             "grating starting phases (grating_*) or noise seeds (noise_*)",
              "phase_invariance": "1 - clip(F1/F0, 0, 2) / 2 (0 simple .. 1 complex)",
+             "baseline": ("gOSI/gDSI on max(trial - blank_response, 0), F0 - blank_response" if cfg.baseline == "blank"
+                          else "none: gOSI/gDSI and F1/F0 on the raw rates"),
              "sf_cpd": cfg.sf_cpd, "tf_hz": cfg.tf_hz}
     coords = {"direction": dirs, "repeat": np.arange(cfg.n_phases), "noise_repeat": np.arange(cfg.noise_repeats),
               "sf": np.asarray(cfg.sf_list, np.float64), "tf": np.asarray(cfg.tf_list, np.float64)}

@@ -128,7 +128,8 @@ def slopes(src: Sources) -> Section:
                      "planted": planted.get(str(t["projection"])) if t["measure"] == "signal_correlation" else None})
     if not rows:
         return Section.absent("slopes", title, "results.json holds no synaptic-scale slopes.")
-    data = clean({"status": "ok", "model": "Poisson: n_synapses ~ similarity, offset log Ld, per projection",
+    data = clean({"status": "ok", "model": "Poisson: n_synapses ~ similarity, offset log Ld, per projection "
+                                           "(projection 'all': one common slope over the included projections)",
                   "slopes": rows})
     cols = ["measure", "projection", "estimate", "ci_low", "ci_high", "p", "p_adj", "n_pre", "n_pairs",
             "n_synapses", "published", "published_within_ci"] + (["planted"] if planted else [])
@@ -282,7 +283,8 @@ def _verdict(t: dict[str, Any]) -> dict[str, Any]:
         status, text = "not supported", "the effect goes in the opposite direction to like-to-like"
     else:
         status, text = "inconclusive", "no significant dependence at this sample size"
-    name = (f"{MEASURE_NAMES.get(measure, measure)}, {t['projection']}" if t.get("projection") else t["name"])
+    where = "all projections (one common slope)" if t.get("level") == "pooled" else t.get("projection")
+    name = f"{MEASURE_NAMES.get(measure, measure)}, {where}" if where else t["name"]
     return {"hypothesis": name, "verdict": status, "effect": est, "ci_low": t["ci_low"], "ci_high": t["ci_high"],
             "p_adj": p, "explanation": text}
 
