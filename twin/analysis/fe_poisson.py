@@ -40,7 +40,8 @@ class FEPoissonFit:
     """Result of :func:`fit_poisson_fe` for k covariates.
 
     beta (k,) log rate per unit covariate; cov_model / cov_cluster (k, k); n_groups = clusters
-    (by default the intercept groups: neurons) with >= 1 synapse (G); n_rows used; n_events = total count; converged; loglik (conditional).
+    (by default the intercept groups: neurons) with >= 1 synapse (G); n_rows used; n_events =
+    total count; converged; loglik (conditional).
     """
 
     beta: np.ndarray
@@ -80,12 +81,12 @@ def _prepare(y, X, offset, groups, clusters=None):
     y, X, offset, g = y[keep][order], X[keep][order], offset[keep][order], g[keep][order]
     _, g = np.unique(g, return_inverse=True)
     starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
-    if clusters is None:
-        return y, X, offset, g, starts, np.arange(len(starts))
+    if clusters is None or not len(y):
+        return y, X, offset, g, starts, np.arange(len(starts))   # cluster index of each group
     _, c = np.unique(np.asarray(clusters)[keep][order], return_inverse=True)
-    if len(starts) and np.any(np.maximum.reduceat(c, starts) != np.minimum.reduceat(c, starts)):
+    if np.any(np.maximum.reduceat(c, starts) != np.minimum.reduceat(c, starts)):
         raise ValueError("every intercept group must lie within one cluster")
-    return y, X, offset, g, starts, np.unique(c[starts], return_inverse=True)[1] if len(starts) else c
+    return y, X, offset, g, starts, np.unique(c[starts], return_inverse=True)[1]
 
 
 def _group_probs(eta: np.ndarray, g: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -48,6 +48,7 @@ def synaptic_scale(edges: pd.DataFrame, measures: list[str], *, by_area_layer: b
     groups = iter_groups(edges, by_area_layer, layers)
     for mi, m in enumerate(measures):
         x_all = edges[m].to_numpy(np.float64)
+        passed = []                                           # projections that passed the rules
         for gi, (level, label, mask) in enumerate(groups):
             rows = mask & (ld > 0) & np.isfinite(x_all)
             inc = check_inclusion(pre[rows], syn[rows], ld[rows], min_pre=min_pre,
@@ -63,6 +64,8 @@ def synaptic_scale(edges: pd.DataFrame, measures: list[str], *, by_area_layer: b
             if not np.all(np.isfinite(fit.beta)):
                 out.append(excluded("synaptic_scale", m, label, "no variation of the measure within neurons", **base))
                 continue
+            if level == "projection":
+                passed.append(label)
             inf, mod = fit.inference(0, se), fit.inference(0, "model")
             out.append(record("synaptic_scale", m, label, **{k: inf[k] for k in ("estimate", "ci_low", "ci_high", "p")},
                               se=inf["se"], df=fit.df(se), se_type=se, se_model=mod["se"], p_model=mod["p"],
@@ -74,9 +77,7 @@ def synaptic_scale(edges: pd.DataFrame, measures: list[str], *, by_area_layer: b
                                   statistic=u, n_permutations=n_permutations,
                                   method="score statistic, measure shuffled within presynaptic neuron", **base))
         if pooled:
-            out.append(_pooled(edges, m, x_all, [r["projection"] for r in out if r["family"] == "synaptic_scale"
-                                                 and r["measure"] == m and r.get("level") == "projection"
-                                                 and r.get("included")], ld, syn, pre, se))
+            out.append(_pooled(edges, m, x_all, passed, ld, syn, pre, se))
     return out
 
 

@@ -353,7 +353,7 @@ def run_tuning(model, units: pd.DataFrame, cfg, seed: int, progress=None) -> xr.
     f1 = sf_f1[best_sf, pd_idx, cols]
     evoked = f0 - base
     # no response above the spontaneous rate at the preferred grating: F1/F0 undefined
-    ratio = np.where(evoked > 1e-9 * np.maximum(np.abs(f0), 1e-12), f1 / np.maximum(evoked, 1e-30), np.nan)
+    ratio = np.where(evoked > 0, f1 / np.where(evoked > 0, evoked, 1.0), np.nan)
     data["f0"], data["f1"] = ("unit", f0), ("unit", f1)       # at the preferred direction and SF, raw
     data["f1_f0"] = ("unit", ratio)
     data["phase_invariance"] = ("unit", 1.0 - np.clip(ratio, 0.0, 2.0) / 2.0)
