@@ -176,3 +176,29 @@ def test_verdicts_skip_excluded_and_area_layer_tests_and_word_invariance_claims(
     deg = next(x for h, x in v.items() if "out_degree" in h)
     assert deg["verdict"] == "supported" and "less invariant" in deg["explanation"]
     assert "3 presynaptic neurons" not in invariance(src).html
+
+
+def test_verdicts_read_a_negative_orientation_difference_slope_as_like_to_like(tmp_path, run_factory):
+    from twin.report.sections_connectivity import verdicts
+    from twin.report.sources import Sources
+
+    root = run_factory(tmp_path / "run", ("analyze",))
+    res = json.loads((root / "analyze" / "results.json").read_text())
+    res["tests"] += [
+        {"name": "synaptic_scale/ori_difference/all", "family": "synaptic_scale", "level": "pooled",
+         "measure": "ori_difference", "projection": "all", "estimate": -0.004, "ci_low": -0.006,
+         "ci_high": -0.002, "p": 1e-4, "p_adj": 1e-3},
+        {"name": "synaptic_scale/signal_correlation/all", "family": "synaptic_scale", "level": "pooled",
+         "measure": "signal_correlation", "projection": "all", "estimate": -0.5, "ci_low": -0.8,
+         "ci_high": -0.2, "p": 1e-4, "p_adj": 1e-3}]
+    for how in ("poisson", "spearman"):
+        res["tests"].append({"name": f"invariance/phase_invariance/out_degree_{how}/all", "family": "invariance",
+                             "measure": "pre_phase_invariance", "projection": "all", "estimate": -0.5,
+                             "ci_low": -0.8, "ci_high": -0.2, "p": 1e-4, "p_adj": 1e-3})
+    (root / "analyze" / "results.json").write_text(json.dumps(res))
+    v = {x["hypothesis"]: x for x in verdicts(Sources(analyze=root / "analyze")).data["verdicts"]}
+    assert v["preferred-orientation difference, all projections (one common slope)"]["verdict"] == "supported"
+    assert v["in-silico signal correlation, all projections (one common slope)"]["verdict"] == "not supported"
+    # the Poisson and Spearman out-degree tests are told apart
+    assert v["presynaptic phase invariance (outgoing connections, Poisson), all"]["verdict"] == "supported"
+    assert v["presynaptic phase invariance (outgoing connections, Spearman), all"]["verdict"] == "supported"

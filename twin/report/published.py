@@ -20,7 +20,12 @@ MEASURE_NAMES = {"signal_correlation": "in-silico signal correlation",
                  "feature_cosine": "readout feature similarity",
                  "rf_distance": "RF centre distance",
                  "ori_difference": "preferred-orientation difference",
-                 "mei_similarity": "MEI similarity", "vei_similarity": "VEI similarity"}
+                 "mei_similarity": "MEI similarity", "vei_similarity": "VEI similarity",
+                 "phase_invariance": "phase invariance", "bipartite_index": "bipartite invariance index",
+                 "vei_diversity": "VEI diversity",
+                 "pre_phase_invariance": "presynaptic phase invariance",
+                 "pre_bipartite_index": "presynaptic bipartite invariance index",
+                 "pre_vei_diversity": "presynaptic VEI diversity"}
 
 
 def published_slope(measure: str, projection: str) -> float | None:

@@ -261,6 +261,11 @@ def _invariance_verdict(t: dict[str, Any], est: float | None, p: float | None) -
     return None
 
 
+# The sign of a like-to-like slope: positive for similarities, negative for differences (a pair
+# whose preferred orientations differ less is the more alike).
+LIKE_TO_LIKE_SIGN = {"ori_difference": -1}
+
+
 def _verdict(t: dict[str, Any]) -> dict[str, Any]:
     p = t["p_adj"] if t["p_adj"] is not None else t["p"]
     est, measure = t["estimate"], str(t.get("measure") or "")
@@ -277,14 +282,19 @@ def _verdict(t: dict[str, Any]) -> dict[str, Any]:
         text = ("no significant dependence of synapse density on RF distance, as published (an absent "
                 "effect at this sample size, not proof of none)" if p >= ALPHA
                 else "synapse density depends on RF distance, unlike the published result")
-    elif p < ALPHA and est > 0:
+    elif p < ALPHA and est * LIKE_TO_LIKE_SIGN.get(measure, 1) > 0:
         status, text = "supported", "more similar neurons are more likely to be connected (like-to-like)"
     elif p < ALPHA:
         status, text = "not supported", "the effect goes in the opposite direction to like-to-like"
     else:
         status, text = "inconclusive", "no significant dependence at this sample size"
     where = "all projections (one common slope)" if t.get("level") == "pooled" else t.get("projection")
-    name = f"{MEASURE_NAMES.get(measure, measure)}, {where}" if where else t["name"]
+    label = MEASURE_NAMES.get(measure, measure)
+    for key, how in (("out_degree_poisson", "outgoing connections, Poisson"),
+                     ("out_degree_spearman", "outgoing connections, Spearman")):
+        if key in t["name"]:
+            label = f"{label} ({how})"
+    name = f"{label}, {where}" if where else t["name"]
     return {"hypothesis": name, "verdict": status, "effect": est, "ci_low": t["ci_low"], "ci_high": t["ci_high"],
             "p_adj": p, "explanation": text}
 
