@@ -75,3 +75,44 @@ def test_initial_bias_starts_rates_at_the_mean_response():
     r.features[...] = jnp.zeros_like(r.features[...])
     rate = run(m, jnp.full((1, 2, 8, 9), 100.0))
     np.testing.assert_allclose(rate, 0.5, rtol=1e-4)
+
+
+def _pooled_readout(pooling: int, sigma: float):
+    from twin.model.readout import ScanReadout
+
+    cfg = ModelConfig(core=CFG.core, readout=ReadoutConfig(pooling=pooling, init_sigma=sigma))
+    r = ScanReadout(3, 1, cfg, rng=np.random.default_rng(0))
+    r.shifter, r.modulator = None, None
+    r.mu[...] = jnp.asarray([[0.0, 0.0], [0.3, -0.2], [-0.4, 0.1]])
+    r.features[...] = jnp.ones((3, 1))
+    r.bias[...] = jnp.zeros(3)
+    return r
+
+
+def test_gaussian_pooling_is_the_expectation_over_the_position_gaussian():
+    h, w = 41, 81
+    ys, xs = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    sigma = 0.15
+    # a linear map: the pooled value is the value at the mean, whatever the spread
+    lin = jnp.asarray((2 * xs - 3 * ys)[None, None, :, :, None], jnp.float32)
+    out, _ = _pooled_readout(3, sigma)(lin)
+    mu = np.array([[0.0, 0.0], [0.3, -0.2], [-0.4, 0.1]])
+    np.testing.assert_allclose(np.asarray(out)[0, 0], 2 * mu[:, 0] - 3 * mu[:, 1], atol=1e-5)
+    # a quadratic map: E[x^2] = mu^2 + sigma^2 (exact for Gauss-Hermite up to bilinear interpolation)
+    quad = jnp.asarray((xs ** 2)[None, None, :, :, None], jnp.float32)
+    out, _ = _pooled_readout(3, sigma)(quad)
+    np.testing.assert_allclose(np.asarray(out)[0, 0], mu[:, 0] ** 2 + sigma ** 2, atol=2e-4)
+    # the point readout (evaluation mode) gives the value at the mean instead
+    point, _ = _pooled_readout(0, sigma)(quad)
+    np.testing.assert_allclose(np.asarray(point)[0, 0], mu[:, 0] ** 2, atol=2e-4)
+
+
+def test_gaussian_pooling_is_deterministic_in_training_and_rejects_one_point():
+    m = _model(pooling=3)
+    x = jnp.asarray(np.random.default_rng(0).uniform(0, 255, (1, 3, 8, 9)), jnp.float32)
+    np.testing.assert_array_equal(run(m, x, None, jax.random.key(1)), run(m, x, None, jax.random.key(2)))
+    np.testing.assert_array_equal(run(m, x, None, jax.random.key(1)), run(m, x))
+    import pytest
+
+    with pytest.raises(ValueError, match="pooling"):
+        _model(pooling=1)

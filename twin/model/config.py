@@ -59,6 +59,11 @@ class ReadoutConfig:
     # distance (um) when the units have cortical_x / cortical_y (retinotopy); 0 turns it off
     position_init_pool_um: float = 100.0
     grid_predictor_hidden: int = 16
+    # 0: point readout at the mean position (sampled from the position Gaussian in training, as
+    # Lurz et al. 2021). k >= 2: Gaussian pooling: the features averaged over the position
+    # Gaussian by k x k Gauss-Hermite points, the same in training and evaluation, so each
+    # neuron's covariance is its learned spatial pooling extent (its RF size beyond the core's)
+    pooling: int = 0
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,17 @@ class ScanReadout(nnx.Module):
         self.shifter = (MLP([2] + [sc.hidden] * (sc.layers - 1) + [2], rng=rng, out_tanh=True, zero_last=True)
                         if sc.enabled else None)
         self.modulator = (MLP([2, mc.hidden, n_units], rng=rng, zero_last=True) if mc.enabled else None)
+        if rc.pooling == 1 or rc.pooling < 0:
+            raise ValueError(f"model.readout.pooling: expected 0 (point readout) or >= 2 Gauss-Hermite "
+                             f"points per axis, got {rc.pooling}")
+        offsets = weights = None
+        if rc.pooling >= 2:
+            x, w = np.polynomial.hermite.hermgauss(rc.pooling)      # weight exp(-x^2)
+            gx, gy = np.meshgrid(x, x, indexing="xy")
+            # standard-normal offsets (sqrt(2) x) and weights summing to 1
+            offsets = Const(jnp.asarray(np.sqrt(2.0) * np.stack([gx.ravel(), gy.ravel()], -1), jnp.float32))
+            weights = Const(jnp.asarray(np.outer(w, w).ravel() / np.pi, jnp.float32))
+        self.pool_offsets, self.pool_weights = offsets, weights
 
     def positions(self) -> jax.Array:
         """Mean readout positions (N, 2) in grid units [-1, 1] (x, y)."""
@@ -135,13 +146,21 @@ class ScanReadout(nnx.Module):
         beh = self.normalised_behaviour(behaviour, b, t)
         mu = self.positions()
         grid = jnp.broadcast_to(mu, (b, t) + mu.shape)
-        if key is not None:
+        if self.pool_offsets is not None:
+            # k^2 fixed points of each neuron's Gaussian; the readout is their weighted mean
+            offs = jnp.einsum("nij,kj->nki", self.covariance_factor(), self.pool_offsets[...])   # (N, K, 2)
+            grid = (mu[:, None, :] + offs).reshape(-1, 2)
+            grid = jnp.broadcast_to(grid, (b, t) + grid.shape)
+        elif key is not None:
             eps = jax.random.normal(key, (b, self.n_units, 2))
             offset = jnp.einsum("nij,bnj->bni", self.covariance_factor(), eps)
             grid = grid + offset[:, None]
         if self.shifter is not None:
             grid = grid + self.shifter(beh[..., 2:4])[:, :, None, :]
         sampled = bilinear_sample(features.reshape(b * t, h, w, c), grid.reshape(b * t, -1, 2))
+        if self.pool_offsets is not None:
+            k = self.pool_weights.shape[0]
+            sampled = jnp.einsum("mnkc,k->mnc", sampled.reshape(b * t, self.n_units, k, c), self.pool_weights[...])
         out = jnp.einsum("mnc,nc->mn", sampled, self.features[...]).reshape(b, t, -1) + self.bias[...]
         gain = jnp.ones_like(out) if self.modulator is None else jax.nn.elu(self.modulator(beh[..., :2])) + 1.0
         return out, gain
