@@ -102,7 +102,8 @@ def test_evoked_selectivity_and_f1_f0_ignore_the_spontaneous_rate():
         m = GaborPopulation(n=6, kinds=kinds, seed=4, spontaneous=s)
         for base in ("blank", "none"):
             cfg = TuningConfig(n_directions=8, n_frames=22, sf_list=(0.04,), tf_list=(2.0,), n_phases=2,
-                               noise_repeats=1, n_permutations=20, von_mises=False, baseline=base)
+                               noise_repeats=1, n_permutations=20, von_mises=False,
+                               selectivity_baseline=base, modulation_baseline=base)
             out[name, base] = run_tuning(m, unit_table(m, m.recording_ids()), cfg, seed=0)
     np.testing.assert_allclose(out["high", "blank"]["blank_response"].values, spont + (kinds == 1) * 1e-3, atol=1e-4)
     for k in ("gosi", "f1_f0"):
@@ -112,6 +113,13 @@ def test_evoked_selectivity_and_f1_f0_ignore_the_spontaneous_rate():
         assert np.all(raw < 0.8 * out["low", "none"][k].values[i])       # diluted by the offset
     assert np.all(out["high", "blank"]["f1_f0"].values[kinds == 0] > 1.0)
     assert np.all(out["high", "none"]["f1_f0"].values[4] < 1.0)           # a simple cell looks complex
+    # the defaults: raw gOSI (as the MICrONS in-silico tuning), F1/F0 above the blank
+    cfg = TuningConfig(n_directions=8, n_frames=22, sf_list=(0.04,), tf_list=(2.0,), n_phases=2,
+                       noise_repeats=1, n_permutations=20, von_mises=False)
+    m = GaborPopulation(n=6, kinds=kinds, seed=4, spontaneous=spont)
+    d = run_tuning(m, unit_table(m, m.recording_ids()), cfg, seed=0)
+    np.testing.assert_allclose(d["gosi"].values, out["high", "none"]["gosi"].values)
+    np.testing.assert_allclose(d["f1_f0"].values, out["high", "blank"]["f1_f0"].values)
 
 
 def test_tuning_output_has_neuron_coordinates(tuning_result):

@@ -17,11 +17,12 @@ are counter-clockwise from rightward (degrees); orientation = direction mod 180.
   preferred direction and SF (the SF sweep, at ``tf_hz``): ``F0`` = mean rate, ``F1`` = twice
   the amplitude of its Fourier component at the grating TF over a whole number of cycles.
   ``F1/F0 > 1`` = simple, ``< 1`` = complex.
-* Evoked responses (``baseline = "blank"``, the default): the battery includes a uniform grey
-  clip; its mean response is the neuron's spontaneous rate (``blank_response``). gOSI, gDSI and
-  their permutation tests use each trial's response above it, ``max(r - blank, 0)``, and F1/F0
-  divides by ``F0 - blank`` (F0 corrected for spontaneous activity, as in Skottun et al. 1991),
-  so a neuron's (or a twin's) spontaneous rate does not dilute its selectivity or modulation.
+* Evoked responses: the battery includes a uniform grey clip; its mean response is the
+  neuron's spontaneous rate (``blank_response``). With ``modulation_baseline = "blank"`` (the
+  default) F1/F0 divides by ``F0 - blank`` (F0 corrected for spontaneous activity, as in Skottun
+  et al. 1991), so a neuron's (or a twin's) spontaneous rate does not make a simple cell look
+  complex. With ``selectivity_baseline = "blank"`` (default "none": raw rates) gOSI, gDSI and
+  their permutation tests use each trial's response above it, ``max(r - blank, 0)``.
 """
 
 from __future__ import annotations
@@ -326,12 +327,13 @@ def run_tuning(model, units: pd.DataFrame, cfg, seed: int, progress=None) -> xr.
     sf_mean, sf_f1, sf_f0 = mean[idx["sf"]], f1_all[idx["sf"]], f0_all[idx["sf"]]
     tf_mean = mean[idx["tf"]]
     blank = mean[idx["blank"][0]]                      # (n,) spontaneous rate
-    base = blank if cfg.baseline == "blank" else np.zeros(n)
+    base = blank if cfg.selectivity_baseline == "blank" else np.zeros(n)
+    f0_base = blank if cfg.modulation_baseline == "blank" else np.zeros(n)
     data: dict = {"grating_response": (("unit", "direction", "repeat"), g.transpose(2, 0, 1)),
                   "noise_response": (("unit", "direction", "noise_repeat"), nz.transpose(2, 0, 1)),
                   "blank_response": ("unit", blank)}
     for prefix, trials in (("", g), ("noise_", nz)):
-        trials = np.maximum(trials - base, 0.0)        # evoked (cfg.baseline = "blank")
+        trials = np.maximum(trials - base, 0.0)        # evoked (selectivity_baseline = "blank")
         sel = selectivity(trials.mean(1).T, dirs)
         sel.update(permutation_p(trials, dirs, cfg.n_permutations, rng))
         for k, v in sel.items():
@@ -351,7 +353,7 @@ def run_tuning(model, units: pd.DataFrame, cfg, seed: int, progress=None) -> xr.
     best_sf = np.argmax(sf_curve, 1)
     f0 = sf_f0[best_sf, pd_idx, cols]
     f1 = sf_f1[best_sf, pd_idx, cols]
-    evoked = f0 - base
+    evoked = f0 - f0_base
     # no response above the spontaneous rate at the preferred grating: F1/F0 undefined
     ratio = np.where(evoked > 0, f1 / np.where(evoked > 0, evoked, 1.0), np.nan)
     data["f0"], data["f1"] = ("unit", f0), ("unit", f1)       # at the preferred direction and SF, raw
@@ -362,8 +364,10 @@ def run_tuning(model, units: pd.DataFrame, cfg, seed: int, progress=None) -> xr.
              "permutation": "direction labels shuffled across all direction x repeat trials; repeats are "
                             "grating starting phases (grating_*) or noise seeds (noise_*)",
              "phase_invariance": "1 - clip(F1/F0, 0, 2) / 2 (0 simple .. 1 complex)",
-             "baseline": ("gOSI/gDSI on max(trial - blank_response, 0), F0 - blank_response" if cfg.baseline == "blank"
-                          else "none: gOSI/gDSI and F1/F0 on the raw rates"),
+             "selectivity_baseline": ("gOSI/gDSI on max(trial - blank_response, 0)"
+                                      if cfg.selectivity_baseline == "blank" else "gOSI/gDSI on the raw rates"),
+             "modulation_baseline": ("F1 / (F0 - blank_response)" if cfg.modulation_baseline == "blank"
+                                     else "F1 / F0 on the raw rates"),
              "sf_cpd": cfg.sf_cpd, "tf_hz": cfg.tf_hz}
     coords = {"direction": dirs, "repeat": np.arange(cfg.n_phases), "noise_repeat": np.arange(cfg.noise_repeats),
               "sf": np.asarray(cfg.sf_list, np.float64), "tf": np.asarray(cfg.tf_list, np.float64)}
