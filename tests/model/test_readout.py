@@ -116,3 +116,24 @@ def test_gaussian_pooling_is_deterministic_in_training_and_rejects_one_point():
 
     with pytest.raises(ValueError, match="pooling"):
         _model(pooling=1)
+
+
+def test_gaussian_pooling_projects_first_or_samples_channels_with_the_same_result(monkeypatch):
+    import twin.model.readout as ro
+
+    m = _model(pooling=3, init_sigma=0.3)
+    last = m.readouts["a-1-1"].shifter.layers[-1]
+    last.kernel[...] = jnp.full_like(last.kernel[...], 0.3)     # a moving grid, as after training
+    x = jnp.asarray(np.random.default_rng(0).uniform(0, 255, (2, 4, 8, 9)), jnp.float32)
+    beh = {"running": jnp.zeros((2, 4)), "pupil": jnp.zeros((2, 4)),
+           "eye_position": jnp.asarray(np.random.default_rng(1).normal(0, 2, (2, 4, 2)), jnp.float32)}
+
+    def loss(model):
+        return jnp.sum(model(x, "a-1-1", beh) ** 2)
+
+    a, ga = nnx.value_and_grad(loss)(m)
+    monkeypatch.setattr(ro, "POOL_PROJECT_MAX", 0)
+    b, gb = nnx.value_and_grad(loss)(m)
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+    for u, v in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
+        np.testing.assert_allclose(u, v, rtol=1e-3, atol=1e-5)

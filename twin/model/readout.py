@@ -43,6 +43,34 @@ def bilinear_sample(features: jax.Array, grid: jax.Array) -> jax.Array:
     return jnp.einsum("mnkc,mnk->mnc", v, wts)
 
 
+# Gaussian pooling projects the feature map on each neuron's features first when the projected
+# maps (frames x H x W x neurons floats) stay below this size, else it samples the channels
+POOL_PROJECT_MAX = 1 << 26
+
+
+def bilinear_sample_per_unit(maps: jax.Array, grid: jax.Array) -> jax.Array:
+    """Sample each unit's own map: ``maps`` (M, H, W, N), ``grid`` (M, N, K, 2) positions ``(x, y)``
+    in [-1, 1] (clamped to the border), as :func:`bilinear_sample`. Returns (M, N, K)."""
+    m, h, w, n = maps.shape
+    k = grid.shape[2]
+    flat = maps.reshape(m * h * w * n)
+    px = (jnp.clip(grid[..., 0], -1, 1) + 1) * 0.5 * (w - 1)
+    py = (jnp.clip(grid[..., 1], -1, 1) + 1) * 0.5 * (h - 1)
+    x0 = jnp.clip(jnp.floor(px), 0, max(w - 2, 0))
+    y0 = jnp.clip(jnp.floor(py), 0, max(h - 2, 0))
+    fx, fy = px - x0, py - y0
+    x0i, y0i = x0.astype(jnp.int32), y0.astype(jnp.int32)
+    x1i, y1i = jnp.minimum(x0i + 1, w - 1), jnp.minimum(y0i + 1, h - 1)
+    unit = jnp.arange(n, dtype=jnp.int32)[None, :, None]
+    base = (jnp.arange(m, dtype=jnp.int32) * (h * w * n))[:, None, None]
+
+    def at(yy, xx):
+        return flat.at[base + (yy * w + xx) * n + unit].get(mode="promise_in_bounds")
+
+    return (at(y0i, x0i) * (1 - fx) * (1 - fy) + at(y0i, x1i) * fx * (1 - fy)
+            + at(y1i, x0i) * (1 - fx) * fy + at(y1i, x1i) * fx * fy)
+
+
 class Dense(nnx.Module):
     """y = x W + b with W ~ Normal(0, 1/fan_in) (NumPy init), b = 0."""
 
@@ -157,11 +185,21 @@ class ScanReadout(nnx.Module):
             grid = grid + offset[:, None]
         if self.shifter is not None:
             grid = grid + self.shifter(beh[..., 2:4])[:, :, None, :]
-        sampled = bilinear_sample(features.reshape(b * t, h, w, c), grid.reshape(b * t, -1, 2))
         if self.pool_offsets is not None:
             k = self.pool_weights.shape[0]
-            sampled = jnp.einsum("mnkc,k->mnc", sampled.reshape(b * t, self.n_units, k, c), self.pool_weights[...])
-        out = jnp.einsum("mnc,nc->mn", sampled, self.features[...]).reshape(b, t, -1) + self.bias[...]
+            fmap = features.reshape(b * t, h, w, c)
+            if b * t * h * w * self.n_units <= POOL_PROJECT_MAX:
+                # project the map on every neuron's feature vector first (one matmul), then sample
+                # scalars: K x 4 gathers per neuron instead of K x 4 x C (2x faster fwd+bwd on CPU)
+                proj = jnp.einsum("mhwc,nc->mhwn", fmap, self.features[...])
+                v = bilinear_sample_per_unit(proj, grid.reshape(b * t, self.n_units, k, 2))    # (M, N, K)
+            else:
+                sampled = bilinear_sample(fmap, grid.reshape(b * t, -1, 2)).reshape(b * t, self.n_units, k, c)
+                v = jnp.einsum("mnkc,nc->mnk", sampled, self.features[...])
+            out = jnp.einsum("mnk,k->mn", v, self.pool_weights[...]).reshape(b, t, -1) + self.bias[...]
+        else:
+            sampled = bilinear_sample(features.reshape(b * t, h, w, c), grid.reshape(b * t, -1, 2))
+            out = jnp.einsum("mnc,nc->mn", sampled, self.features[...]).reshape(b, t, -1) + self.bias[...]
         gain = jnp.ones_like(out) if self.modulator is None else jax.nn.elu(self.modulator(beh[..., :2])) + 1.0
         return out, gain
 
