@@ -38,3 +38,12 @@ def test_bad_seeds_and_freeze_values_are_input_errors(tmp_path, capsys):
     cfg.write_text("seed = 0\n")
     assert main(["train", str(cfg), "--out", str(tmp_path / "r"), "--seeds", "a,b"]) == 2
     assert main(["train", str(cfg), "--out", str(tmp_path / "r"), "--freeze", "everything"]) == 2
+
+
+def test_a_one_point_gaussian_pooling_is_a_one_line_error_naming_the_key(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[model.readout]\npooling = 1\n")
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.readout.pooling" in err[0] and "c.toml" in err[0]
+    assert not (tmp_path / "run").exists()

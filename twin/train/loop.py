@@ -253,11 +253,16 @@ def train(config: TrainConfig | str | os.PathLike, out_dir: str | os.PathLike, *
     """
     from twin.config import load_config
 
+    config_path = None if isinstance(config, TrainConfig) else config
     if not isinstance(config, TrainConfig):
         config = load_config(config, TrainConfig, list(overrides))
     elif overrides:
         from twin.config import apply_overrides
         config = from_dict(TrainConfig, apply_overrides(to_dict(config), list(overrides)))
+    pooling = config.model.readout.pooling
+    if pooling == 1 or pooling < 0:
+        raise InputError(config_path, "model.readout.pooling",
+                         "0 (point readout) or at least 2 Gauss-Hermite points per axis", repr(pooling))
     bad = [f for f in freeze if f not in FREEZABLE]
     if bad:
         raise InputError(None, "--freeze", f"one of {list(FREEZABLE)}", bad[0])
