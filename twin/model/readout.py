@@ -22,6 +22,17 @@ class Const(nnx.Variable):
     """A stored, non-trained array (normalisation statistics, cortical coordinates)."""
 
 
+def _corners(grid: jax.Array, h: int, w: int):
+    """Bilinear corners of positions ``grid`` (..., 2) = (x, y) in [-1, 1] (clamped to the border)
+    on an h x w map: integer x0, y0, x1, y1 and the fractions fx, fy."""
+    px = (jnp.clip(grid[..., 0], -1, 1) + 1) * 0.5 * (w - 1)
+    py = (jnp.clip(grid[..., 1], -1, 1) + 1) * 0.5 * (h - 1)
+    x0 = jnp.clip(jnp.floor(px), 0, max(w - 2, 0))
+    y0 = jnp.clip(jnp.floor(py), 0, max(h - 2, 0))
+    x0i, y0i = x0.astype(jnp.int32), y0.astype(jnp.int32)
+    return x0i, y0i, jnp.minimum(x0i + 1, w - 1), jnp.minimum(y0i + 1, h - 1), px - x0, py - y0
+
+
 def bilinear_sample(features: jax.Array, grid: jax.Array) -> jax.Array:
     """Sample ``features`` (M, H, W, C) at ``grid`` (M, N, 2) positions ``(x, y)`` in [-1, 1]
     (clamped to the border). Returns (M, N, C). One gather of the four neighbouring rows of the
@@ -29,13 +40,7 @@ def bilinear_sample(features: jax.Array, grid: jax.Array) -> jax.Array:
     neurons on 128 frames of 36x64x64)."""
     m, h, w, c = features.shape
     flat = features.reshape(m * h * w, c)
-    px = (jnp.clip(grid[..., 0], -1, 1) + 1) * 0.5 * (w - 1)
-    py = (jnp.clip(grid[..., 1], -1, 1) + 1) * 0.5 * (h - 1)
-    x0 = jnp.clip(jnp.floor(px), 0, max(w - 2, 0))
-    y0 = jnp.clip(jnp.floor(py), 0, max(h - 2, 0))
-    fx, fy = px - x0, py - y0
-    x0i, y0i = x0.astype(jnp.int32), y0.astype(jnp.int32)
-    x1i, y1i = jnp.minimum(x0i + 1, w - 1), jnp.minimum(y0i + 1, h - 1)
+    x0i, y0i, x1i, y1i, fx, fy = _corners(grid, h, w)
     base = (jnp.arange(m, dtype=jnp.int32) * (h * w))[:, None]
     idx = jnp.stack([y0i * w + x0i, y0i * w + x1i, y1i * w + x0i, y1i * w + x1i], -1) + base[..., None]
     wts = jnp.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], -1)       # (M, N, 4)
@@ -52,15 +57,8 @@ def bilinear_sample_per_unit(maps: jax.Array, grid: jax.Array) -> jax.Array:
     """Sample each unit's own map: ``maps`` (M, H, W, N), ``grid`` (M, N, K, 2) positions ``(x, y)``
     in [-1, 1] (clamped to the border), as :func:`bilinear_sample`. Returns (M, N, K)."""
     m, h, w, n = maps.shape
-    k = grid.shape[2]
     flat = maps.reshape(m * h * w * n)
-    px = (jnp.clip(grid[..., 0], -1, 1) + 1) * 0.5 * (w - 1)
-    py = (jnp.clip(grid[..., 1], -1, 1) + 1) * 0.5 * (h - 1)
-    x0 = jnp.clip(jnp.floor(px), 0, max(w - 2, 0))
-    y0 = jnp.clip(jnp.floor(py), 0, max(h - 2, 0))
-    fx, fy = px - x0, py - y0
-    x0i, y0i = x0.astype(jnp.int32), y0.astype(jnp.int32)
-    x1i, y1i = jnp.minimum(x0i + 1, w - 1), jnp.minimum(y0i + 1, h - 1)
+    x0i, y0i, x1i, y1i, fx, fy = _corners(grid, h, w)
     unit = jnp.arange(n, dtype=jnp.int32)[None, :, None]
     base = (jnp.arange(m, dtype=jnp.int32) * (h * w * n))[:, None, None]
 
