@@ -79,6 +79,10 @@ def test_the_pooled_slope_is_one_common_slope_with_a_narrower_interval(result):
     assert all(pooled["ci_high"] - pooled["ci_low"] < r["ci_high"] - r["ci_low"] for r in proj)
     assert pooled["p"] < 1e-3 and pooled["p_adj"] is not None
     assert pooled["n_pairs"] == sum(r["n_pairs"] for r in proj)
+    assert pooled["n_synapses"] == sum(r["n_synapses"] for r in proj)
+    # counted as the projections count them (neurons with Ld > 0 and synapses); a neuron can
+    # project to both areas, so the pooled count lies between the largest and the sum
+    assert max(r["n_pre"] for r in proj) <= pooled["n_pre"] <= sum(r["n_pre"] for r in proj)
 
 
 def test_the_pooled_slope_keeps_its_level_under_the_null():

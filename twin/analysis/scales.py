@@ -46,6 +46,7 @@ def synaptic_scale(edges: pd.DataFrame, measures: list[str], *, by_area_layer: b
     syn = edges["n_synapses"].to_numpy(np.float64)
     pre = edges["pre_pt_root_id"].to_numpy()
     groups = iter_groups(edges, by_area_layer, layers)
+    proj = edges["projection"].astype(str).to_numpy() if pooled else None
     for mi, m in enumerate(measures):
         x_all = edges[m].to_numpy(np.float64)
         passed = []                                           # projections that passed the rules
@@ -66,41 +67,43 @@ def synaptic_scale(edges: pd.DataFrame, measures: list[str], *, by_area_layer: b
                 continue
             if level == "projection":
                 passed.append(label)
-            inf, mod = fit.inference(0, se), fit.inference(0, "model")
-            out.append(record("synaptic_scale", m, label, **{k: inf[k] for k in ("estimate", "ci_low", "ci_high", "p")},
-                              se=inf["se"], df=fit.df(se), se_type=se, se_model=mod["se"], p_model=mod["p"],
-                              converged=fit.converged, method="poisson_fixed_pre_intercepts", **base))
+            rec = _slope_record(m, label, fit, se, "poisson_fixed_pre_intercepts", base)
+            out.append(rec)
             if level == "projection" and n_permutations > 0:
                 log(f"permutation test {m} {label} ({n_permutations} shuffles)")
                 u, p_perm = permutation_pvalue(y, x, off, g, n_permutations, _rng(seed, 1, mi, gi))
-                out.append(record("permutation", m, label, estimate=inf["estimate"], p=p_perm, p_glm=inf["p"],
+                out.append(record("permutation", m, label, estimate=rec["estimate"], p=p_perm, p_glm=rec["p"],
                                   statistic=u, n_permutations=n_permutations,
                                   method="score statistic, measure shuffled within presynaptic neuron", **base))
         if pooled:
-            out.append(_pooled(edges, m, x_all, passed, ld, syn, pre, se))
+            out.append(_pooled(m, x_all, passed, proj, ld, syn, pre, se))
     return out
 
 
-def _pooled(edges: pd.DataFrame, m: str, x_all: np.ndarray, projections: list[str], ld: np.ndarray,
+def _slope_record(m: str, label: str, fit, se: str, method: str, base: dict[str, Any]) -> dict[str, Any]:
+    """The synaptic-scale record of a fitted slope: ``se``-type inference beside the model-based one."""
+    inf, mod = fit.inference(0, se), fit.inference(0, "model")
+    return record("synaptic_scale", m, label, **{k: inf[k] for k in ("estimate", "ci_low", "ci_high", "p")},
+                  se=inf["se"], df=fit.df(se), se_type=se, se_model=mod["se"], p_model=mod["p"],
+                  converged=fit.converged, method=method, **base)
+
+
+def _pooled(m: str, x_all: np.ndarray, projections: list[str], proj: np.ndarray, ld: np.ndarray,
             syn: np.ndarray, pre: np.ndarray, se: str) -> dict[str, Any]:
-    """One common slope over the included projections (level "pooled", projection "all"): an
-    intercept per presynaptic neuron and projection, errors clustered by presynaptic neuron."""
+    """One common slope over the included ``projections`` (level "pooled", projection "all"): an
+    intercept per presynaptic neuron and projection, errors clustered by presynaptic neuron.
+    Counts as the per-projection records (n_pre: neurons with Ld > 0 and with synapses)."""
     base = {"level": "pooled", "projections": projections}
     if len(projections) < 2:
         return excluded("synaptic_scale", m, "all", "fewer than two projections passed the inclusion rules", **base)
-    proj = edges["projection"].astype(str).to_numpy()
     rows = np.isin(proj, projections) & (ld > 0) & np.isfinite(x_all)
+    inc = check_inclusion(pre[rows], syn[rows], ld[rows], min_pre=0, min_synapses=0, max_share=1.0)
+    base.update(inc.counts(), n_connected=inc.n_connected)
     g = pd.factorize(pd.MultiIndex.from_arrays([pre[rows], proj[rows]]))[0]
     fit = fit_poisson_fe(syn[rows], x_all[rows], np.log(ld[rows]), g, clusters=pre[rows])
-    counts = {"n_pre": int(len(np.unique(pre[rows]))), "n_pairs": int(rows.sum()),
-              "n_synapses": int(syn[rows].sum()), "n_connected": int((syn[rows] > 0).sum())}
     if not np.all(np.isfinite(fit.beta)):
-        return excluded("synaptic_scale", m, "all", "no variation of the measure within neurons", **base, **counts)
-    inf, mod = fit.inference(0, se), fit.inference(0, "model")
-    return record("synaptic_scale", m, "all", **{k: inf[k] for k in ("estimate", "ci_low", "ci_high", "p")},
-                  se=inf["se"], df=fit.df(se), se_type=se, se_model=mod["se"], p_model=mod["p"],
-                  converged=fit.converged, method="poisson_fixed_pre_projection_intercepts_common_slope",
-                  **base, **counts)
+        return excluded("synaptic_scale", m, "all", "no variation of the measure within neurons", **base)
+    return _slope_record(m, "all", fit, se, "poisson_fixed_pre_projection_intercepts_common_slope", base)
 
 
 def fit_tweedie(ld: np.ndarray, x: np.ndarray, groups: np.ndarray, var_power: float = 1.5) -> dict[str, float]:
