@@ -8,7 +8,8 @@ each end of a synapse is a co-registered neuron with probability ``--coreg-fract
 proximity table (Ld > 0 for ``--adp-fraction`` of the pairs), a functional profile and a
 metrics.h5. Then, each in a fresh process so that peak RSS is its own:
 
-1. ``synapse_counts`` alone (the streamed scan), 2. the whole ``build_edge_table``.
+1. ``synapse_counts`` alone (the streamed scan), 2. the whole ``build_edge_table`` (the table in
+memory), 3. ``write_edge_table`` (built in blocks of presynaptic neurons, streamed to parquet).
 
 Prints per stage: seconds, synapse rows/s, peak RSS, and peak RSS / the synapse table's
 in-memory size (rows x 40 bytes), plus the build's stage timings.
@@ -134,6 +135,15 @@ def stage(folder: Path, what: str, batch_rows: int) -> dict:
         pre = n.pt_root_id[n.proofread_axon].to_numpy(np.int64)
         out = synapse_counts(tables.synapses, pre, n.pt_root_id.to_numpy(np.int64), batch_rows=batch_rows)
         info = {"pairs": len(out), "synapses": int(out.n_synapses.sum())}
+    elif what == "write":
+        from twin.connectome import write_edge_table
+        path = write_edge_table(folder, folder / "edges.parquet", folder / "profiles.h5", folder / "metrics.h5",
+                                batch_rows=batch_rows)
+        import pyarrow.parquet as pq
+        meta = pq.read_metadata(path)
+        info = {"edges": meta.num_rows, "row_groups": meta.num_row_groups,
+                "parquet_mb": round(path.stat().st_size / 2**20, 1),
+                "timings_s": json.loads(meta.metadata[b"twin.attrs"])["timings_s"]}
     else:
         df = build_edge_table(folder, folder / "profiles.h5", folder / "metrics.h5", batch_rows=batch_rows)
         info = {"edges": len(df), "edge_table_mb": round(df.memory_usage(deep=True).sum() / 2**20, 1),
@@ -155,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-rows", type=int, default=1 << 20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dir", default=None, help="data folder (default /tmp/twin_edge_bench_<rows>_<neurons>)")
-    p.add_argument("--stage", choices=["generate", "scan", "build"], help=argparse.SUPPRESS)
+    p.add_argument("--stage", choices=["generate", "scan", "build", "write"], help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     rows, neurons = int(a.rows), int(a.neurons)
@@ -182,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {folder} (generated: {gen['generated']}, {gen['seconds']} s); synapse parquet {size_gb:.2f} GB, "
           f"{rows:.1e} rows = {table_mb:.0f} MiB in memory at {BYTES_PER_ROW} B/row")
     results = []
-    for what in ("scan", "build"):
+    for what in ("scan", "build", "write"):
         r = run(what)
         r["rows_per_s"] = round(rows / r["seconds"])
         r["peak_over_table"] = round(r["peak_rss_mb"] / table_mb, 3)

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from twin.connectome.edges import build_edge_table, read_edge_table, save_edge_table
+from twin.connectome.edges import build_edge_table, read_edge_table, save_edge_table, write_edge_table
 from twin.connectome.proximity import Skeleton, proximity_table, read_skeleton_dir, write_swc
 from twin.connectome.tables import load_tables
 from twin.errors import InputError
@@ -154,3 +154,28 @@ def test_profile_without_root_ids_is_an_input_error(tables):
     with pytest.raises(InputError) as e:
         build_edge_table(load_tables(tables), tiny_profiles().drop_vars("pt_root_id"))
     assert e.value.field == "pt_root_id"
+
+
+def test_blocks_of_presynaptic_neurons_do_not_change_the_table(tables, edges):
+    one_pre_per_block = build_edge_table(load_tables(tables), tiny_profiles(), tiny_metrics(), block_pairs=1)
+    pd.testing.assert_frame_equal(one_pre_per_block, edges)
+
+
+@pytest.mark.parametrize("block_pairs", [1, 1 << 20])
+def test_streamed_edge_table_equals_the_in_memory_one(tables, edges, tmp_path, block_pairs):
+    p = write_edge_table(load_tables(tables), tmp_path / "edges.parquet", tiny_profiles(), tiny_metrics(),
+                         block_pairs=block_pairs)
+    assert pq.ParquetFile(p).metadata.num_row_groups == (2 if block_pairs == 1 else 1)  # 2 presynaptic neurons
+    back = read_edge_table(p)
+    pd.testing.assert_frame_equal(back, edges)
+    same = {k: v for k, v in back.attrs["provenance"].items() if k != "created"}
+    assert same == {k: v for k, v in edges.attrs["provenance"].items() if k != "created"}
+    assert back.attrs["coregistration"] == edges.attrs["coregistration"]
+    assert "write" in back.attrs["timings_s"]
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_streamed_edge_table_leaves_nothing_on_bad_input(tables, tmp_path):
+    with pytest.raises(InputError):
+        write_edge_table(load_tables(tables), tmp_path / "edges.parquet", tiny_profiles().drop_vars("pt_root_id"))
+    assert list(tmp_path.iterdir()) == []

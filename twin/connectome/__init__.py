@@ -9,6 +9,7 @@ Public API (imported lazily, so ``import twin.connectome`` loads no pandas/pyarr
     resolve_coregistration(coreg) -> (DataFrame, counts)
     synapse_counts(source, pre_ids, post_ids, *, batch_rows, readahead, progress) -> DataFrame
     build_edge_table(connectome, profiles, metrics=None, *, ...) -> DataFrame
+    write_edge_table(connectome, path, profiles, metrics=None, *, block_pairs, ...) -> Path  (streamed)
     save_edge_table(df, path, provenance=None) -> Path;  read_edge_table(path) -> DataFrame
     proximity_table, read_swc, write_swc, read_skeleton_dir, Skeleton   (twin.connectome.proximity)
 """
@@ -24,7 +25,7 @@ _EXPORTS = {
     "lookup_root_ids": "coreg", "lookup_units": "coreg",
     "PROOFREAD_STRATEGIES": "coreg", "PROOFREAD_STATUSES": "coreg",
     "synapse_counts": "synapses",
-    "build_edge_table": "edges", "save_edge_table": "edges", "read_edge_table": "edges",
+    "build_edge_table": "edges", "write_edge_table": "edges", "save_edge_table": "edges", "read_edge_table": "edges",
     "PROJECTIONS": "edges", "POPULATIONS": "edges",
     "Skeleton": "proximity", "proximity_table": "proximity", "read_swc": "proximity", "write_swc": "proximity",
     "read_skeleton_dir": "proximity", "cut_edges": "proximity",
