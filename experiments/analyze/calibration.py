@@ -7,7 +7,7 @@ sizes (SCIENCE.md: 36 / 99 / 29 / 90 presynaptic neurons; 2,411 / 2,543 / 515 / 
 pairs) and fits each projection as twin analyze does. Reports, per scenario and projection:
 
   coverage   share of 95% CIs containing the planted (published signal-correlation) slope
-  null rate  share of p < 0.05 when the planted slope is 0
+  null rate  share of p < 0.05 when the planted slope is 0, with a Clopper-Pearson 95% interval
   power      share of p < 0.05 at the published slopes (signal correlation, feature similarity)
   mde80      slope detectable with 80% power, (t_.975 + t_.80) * mean SE (signal correlation)
 
@@ -72,6 +72,7 @@ def run(scenario: str, n_seeds: int, n_nulls: int, n_power: int, scale: float) -
             row[k] = {
                 "coverage": float(np.mean([f[k][1] <= beta <= f[k][2] for f in planted])),
                 "null_rate": float(np.mean([f[k][3] < 0.05 for f in nulls])),
+                "null_rate_ci95": _binomial_ci(sum(f[k][3] < 0.05 for f in nulls), len(nulls)),
                 "power_signal_correlation": float(np.mean([f[k][3] < 0.05 for f in planted])),
                 "power_feature_cosine": float(np.mean([f[k][3] < 0.05 for f in feat])),
                 "mean_estimate": float(est.mean()), "bias": float(est.mean() - beta),
@@ -84,7 +85,15 @@ def run(scenario: str, n_seeds: int, n_nulls: int, n_power: int, scale: float) -
     for k in SE_KINDS:  # pooled over projections
         res[f"overall_{k}"] = {m: float(np.mean([res["projections"][p][k][m] for p in PROJECTIONS]))
                                for m in ("coverage", "null_rate")}
+        hits = int(round(res[f"overall_{k}"]["null_rate"] * n_nulls * len(PROJECTIONS)))
+        res[f"overall_{k}"]["null_rate_ci95"] = _binomial_ci(hits, n_nulls * len(PROJECTIONS))
     return res
+
+
+def _binomial_ci(k: int, n: int) -> list[float]:
+    """Clopper-Pearson 95% interval of a rate of k in n."""
+    ci = stats.binomtest(int(k), int(n)).proportion_ci(0.95, method="exact")
+    return [float(ci.low), float(ci.high)]
 
 
 def table(results: dict) -> str:
@@ -92,18 +101,26 @@ def table(results: dict) -> str:
     for scen, res in results["scenarios"].items():
         lines.append(f"\nscenario {scen}: {SCENARIOS[scen]}")
         head = (f"{'projection':10s} {'se':8s} {'beta':>5s} {'mean est':>9s} {'coverage':>9s} {'null rate':>9s} "
+                f"{'(95% CI)':>13s} "
                 f"{'power sc':>9s} {'power fc':>9s} {'mde80':>6s}")
         lines += [head, "-" * len(head)]
         for proj, row in res["projections"].items():
             for k in SE_KINDS:
                 r = row[k]
                 lines.append(f"{proj:10s} {k:8s} {row['beta_signal_correlation']:5.2f} {r['mean_estimate']:9.3f} "
-                             f"{r['coverage']:9.3f} {r['null_rate']:9.3f} {r['power_signal_correlation']:9.3f} "
+                             f"{r['coverage']:9.3f} {r['null_rate']:9.3f} {_ci(r['null_rate_ci95'])} "
+                             f"{r['power_signal_correlation']:9.3f} "
                              f"{r['power_feature_cosine']:9.3f} {r['slope_for_80pct_power']:6.2f}")
         for k in SE_KINDS:
             o = res[f"overall_{k}"]
-            lines.append(f"{'all':10s} {k:8s} {'':5s} {'':9s} {o['coverage']:9.3f} {o['null_rate']:9.3f}")
+            lines.append(f"{'all':10s} {k:8s} {'':5s} {'':9s} {o['coverage']:9.3f} {o['null_rate']:9.3f} "
+                         f"{_ci(o['null_rate_ci95'])}")
     return "\n".join(lines)
+
+
+def _ci(ci: list[float]) -> str:
+    return f"({ci[0]:.3f}-{ci[1]:.3f})"
+
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,3 +47,19 @@ def test_cli_end_to_end_writes_results_and_a_summary(inputs, tmp_path, capsys):
     res = json.loads((tmp_path / "o" / "results.json").read_text())
     assert any(r["family"] == "invariance" for r in res["tests"])
     assert "synaptic_scale/signal_correlation/V1->V1" in capsys.readouterr().out
+
+
+def test_cli_edges_only_streams_the_table_and_analyze_reads_it_back(inputs, tmp_path, capsys):
+    conn, prof, met = inputs
+    tiny = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "experiments/analyze/tiny.toml")
+    common = ["--quiet", "--set", f"connectome={conn}", "--set", f"profiles={prof}", "--set", f"metrics={met}"]
+    assert main(["analyze", tiny, "--out", str(tmp_path / "e"), "--edges-only", *common]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert [p.name for p in (tmp_path / "e").iterdir()] == ["edges.parquet"]
+    assert main(["analyze", tiny, "--out", str(tmp_path / "from_file"), *common,
+                 "--set", f"edges={tmp_path / 'e' / 'edges.parquet'}"]) == 0
+    assert main(["analyze", tiny, "--out", str(tmp_path / "built"), *common]) == 0
+    a = json.loads((tmp_path / "from_file" / "results.json").read_text())
+    b = json.loads((tmp_path / "built" / "results.json").read_text())
+    assert [r["estimate"] for r in a["tests"]] == [r["estimate"] for r in b["tests"]]
+    assert str(tmp_path / "e" / "edges.parquet") in a["provenance"]["inputs"]

@@ -20,6 +20,9 @@ def register(subparsers: Any) -> None:
                    help="override a config key, e.g. connectome=sim/connectome or n_boot=200; repeatable")
     p.add_argument("--force", action="store_true", help="write into DIR even if it is not empty")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.add_argument("--edges-only", action="store_true",
+                   help="only write DIR/edges.parquet, built in blocks of presynaptic neurons and streamed "
+                        "(memory bounded by a block, not by pre x post); analyse it later with --set edges=...")
     p.set_defaults(func=_run)
 
 
@@ -33,8 +36,14 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(out, "--out", "a folder", "a file")
     if out.is_dir() and any(out.iterdir()) and not args.force:
         raise InputError(out, "--out", "an empty or new folder (or --force to overwrite)", "a non-empty folder")
-    from twin.analysis.run import analyze
+    from twin.analysis.run import analyze, write_edges
 
+    if args.edges_only:
+        import pyarrow.parquet as pq
+
+        path = write_edges(cfg, out / "edges.parquet", progress=not args.quiet)
+        print(f"twin analyze: wrote {path} ({pq.read_metadata(path).num_rows} pairs)")
+        return 0
     res = analyze(cfg, out, progress=not args.quiet)
     print(summary_table(res["tests"]))
     n_inc = sum(r["included"] for r in res["tests"])

@@ -20,6 +20,8 @@ class AnalysisConfig:
     Inputs: ``connectome`` (a folder of CAVE-schema parquet tables), ``profiles`` (a
     ``twin.similarity`` profiles.h5; "" = none, then only population counts are written),
     ``metrics`` (``twin evaluate``'s metrics.h5 for the quality filter; "" = no filter).
+    ``edges``: an edge table already written (``twin analyze --edges-only`` or
+    ``twin.connectome.write_edge_table``) to analyse instead of building one from the inputs.
 
     Quality filter: both neurons need CC_max > ``cc_max`` and CC_abs > ``cc_abs``.
     Inclusion of a projection group (published rules): > ``min_pre`` presynaptic neurons with
@@ -42,6 +44,7 @@ class AnalysisConfig:
     connectome: str = ""
     profiles: str = ""
     metrics: str = ""
+    edges: str = ""
     measures: tuple[str, ...] = DEFAULT_MEASURES
     cc_max: float = 0.4
     cc_abs: float = 0.2

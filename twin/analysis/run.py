@@ -77,6 +77,15 @@ def load_edges(config: AnalysisConfig, progress: bool = False) -> pd.DataFrame:
                             radius_um=config.radius_um, progress=progress)
 
 
+def write_edges(config: AnalysisConfig, path: str | os.PathLike, progress: bool = False) -> Path:
+    """Stream the edge table of ``config``'s inputs to parquet block by block (bounded memory)."""
+    from twin.connectome import write_edge_table
+
+    check_inputs(config)
+    return write_edge_table(config.connectome, path, config.profiles or None, config.metrics or None,
+                            radius_um=config.radius_um, progress=progress)
+
+
 def check_edges(edges: pd.DataFrame, where: str | None = None) -> None:
     """InputError when the edge table lacks a required column."""
     missing = [c for c in REQUIRED if c not in edges.columns]
@@ -189,15 +198,19 @@ def analyze(config: AnalysisConfig, out_dir: str | os.PathLike, progress: bool |
     check_config(config)
     log = _logger(progress)
     out = Path(out_dir)
+    if edges is None and config.edges:
+        from twin.connectome import read_edge_table
+        log(f"reading the edge table {config.edges}")
+        edges = read_edge_table(config.edges)
     if edges is None:
         check_inputs(config)
         log(f"building the edge table from {config.connectome}")
         edges = load_edges(config, progress=bool(progress))
-    check_edges(edges, config.connectome or None)
+    check_edges(edges, config.edges or config.connectome or None)
     edges = edges.copy()
     edges["quality_ok"] = quality_mask(edges, config.cc_max, config.cc_abs)
     records, binned, info = run_tests(edges, config, log)
-    inputs = [p for p in (config.connectome, config.profiles, config.metrics) if p and Path(p).exists()]
+    inputs = [p for p in (config.connectome, config.profiles, config.metrics, config.edges) if p and Path(p).exists()]
     results = {"tests": records, **info, "files": {"edges": "edges.parquet", "binned": "binned.parquet"},
                "provenance": provenance(to_dict(config), inputs)}
     if edges.attrs:
