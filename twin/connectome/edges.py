@@ -6,8 +6,13 @@
 proximity Ld (``proximity`` table, else computed from ``skeletons/*.swc``), areas, layers,
 projections, the twin's quality per neuron (metrics.h5) and every pairwise similarity the
 functional profile holds (``twin.similarity.pair_similarity``, matched by ``pt_root_id``).
-Columns are listed in docs/CONNECTOME_CONTRACT.md ("Edge table"). String columns are pandas
-Categoricals so that 10^7 pairs stay ~2 GB.
+Columns are listed in docs/INTERFACES.md ("Edge table"). String columns are pandas
+Categoricals so that 10^7 pairs stay ~1.5 GB in memory.
+
+Pairs are built in blocks of whole presynaptic neurons (~``block_pairs`` pairs each) from
+per-neuron arrays and the sparse per-pair inputs (pairs with synapses, pairs with an Ld row):
+``build_edge_table`` copies the blocks into one DataFrame, ``write_edge_table`` streams them to
+parquet so that its memory is one block, not pre x post.
 """
 
 from __future__ import annotations
