@@ -34,6 +34,7 @@ def test_battery_on_planted_neurons_recovers_orientation_rf_and_cell_class(sim, 
     assert s["ori_error_median_deg"] < 15
     assert s["simple_complex_auc"] >= 0.85
     assert s["rf_within_radius"] >= 0.8
+    assert s["noise_ori_error_median_deg"] < 15 and s["noise_gosi_spearman"] > 0.99   # same battery on both sides
     # other natural movies than the simulator's own (short: 4 clips) battery: pairwise signal
     # correlations still agree clearly beyond chance
     s_sim = score_battery(out, sim)

@@ -10,6 +10,8 @@ SIM_DIR`` runs both batteries and prints them):
   texture subfield has its own orientation, excluded); bar: < 15 deg;
 * ``gosi_spearman``: Spearman r of the battery's gOSI with the truth battery's gOSI (the same
   experiment run on the planted neurons: gOSI is emergent, not a planted parameter); bar: >= 0.7;
+  ``noise_gosi_spearman`` and ``noise_ori_error_median_deg``: the same from directional noise
+  (reported beside the gratings' numbers; the bar entries stay the gratings');
 * ``simple_complex_auc``: ROC AUC of the battery's ``phase_invariance`` (1 - clip(F1/F0, 0, 2)/2)
   for planted complex vs simple cells (``cell_class``; direction and bipartite cells excluded);
   bar: >= 0.85;
@@ -68,11 +70,13 @@ def score_battery(battery_dir: str | os.PathLike, sim_dir: str | os.PathLike,
         raise InputError(upath, "file", "the simulator's truth/units.parquet", "no such file")
     truth = pd.read_parquet(upath)
     truth["recording_id"] = truth["recording_id"].astype(str)
-    tw = _frame(load_dataset(battery_dir / "tuning.h5"), ["pref_ori", "gosi", "phase_invariance"])
+    tw = _frame(load_dataset(battery_dir / "tuning.h5"), ["pref_ori", "gosi", "phase_invariance", "noise_pref_ori",
+                                                           "noise_gosi"])
     df = truth.merge(tw, on=KEY, how="inner")
     if truth_battery_dir is not None:
-        tt = _frame(load_dataset(Path(truth_battery_dir) / "tuning.h5"), ["gosi", "tuned"])
-        df = df.merge(tt.rename(columns={"gosi": "true_gosi", "tuned": "true_tuned"}), on=KEY, how="left")
+        tt = _frame(load_dataset(Path(truth_battery_dir) / "tuning.h5"), ["gosi", "tuned", "noise_gosi"])
+        df = df.merge(tt.rename(columns={"gosi": "true_gosi", "tuned": "true_tuned", "noise_gosi": "true_noise_gosi"}),
+                      on=KEY, how="left")
     rf_path = battery_dir / "rf.h5"
     if rf_path.is_file():
         rf = load_dataset(rf_path)
@@ -103,6 +107,14 @@ def score_battery(battery_dir: str | os.PathLike, sim_dir: str | os.PathLike,
         out["gosi_spearman"] = None if rho is None else float(rho)
     else:
         out["gosi_spearman"] = None
+    # the same from directional noise (MICrONS' "Monet2" stimulus), reported beside the gratings
+    if "noise_pref_ori" in df:
+        err = _circ(df.loc[tuned, "noise_pref_ori"], df.loc[tuned, "pref_ori_deg"])
+        out["noise_ori_error_median_deg"] = float(np.median(err)) if len(err) else None
+    if "true_noise_gosi" in df and "noise_gosi" in df:
+        ok = df["true_noise_gosi"].notna() & df["noise_gosi"].notna()
+        out["noise_gosi_spearman"] = (float(spearmanr(df.loc[ok, "noise_gosi"], df.loc[ok, "true_noise_gosi"]).statistic)
+                                      if ok.sum() > 2 else None)
     # simple vs complex
     est = df["phase_invariance_y"] if "phase_invariance_y" in df else None
     if "cell_class" in df:
@@ -170,7 +182,8 @@ def format_score(s: dict[str, Any]) -> str:
         ok = s.get("quality_bar", {}).get(k)
         mark = "n/a " if ok is None else ("PASS" if ok else "FAIL")
         lines.append(f"  {mark} {k:22s} {'-' if v is None else f'{v:.3f}':>8}  {text}")
-    extra = {k: s[k] for k in ("n_tuned", "n_simple", "n_complex", "rf_distance_median_radii",
+    extra = {k: s[k] for k in ("noise_ori_error_median_deg", "noise_gosi_spearman", "n_tuned", "n_simple",
+                               "n_complex", "rf_distance_median_radii",
                                "rf_within_radius_all_cells", "n_pairs") if s.get(k) is not None}
     lines.append("  " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in extra.items()))
     return "\n".join(lines)
