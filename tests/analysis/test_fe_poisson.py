@@ -80,7 +80,7 @@ def test_permutation_shuffles_only_within_neurons():
     assert p == 1.0
 
 
-def test_cluster_errors_sum_the_scores_of_the_groups_in_a_cluster():
+def test_cluster_errors_are_the_cr3_jackknife_over_clusters_of_groups():
     d = _projection(7, 1.0, P=12, C=300)
     y, x, off, g = d["y"], d["x"], np.log(d["ld"]), d["g"]
     base = fit_poisson_fe(y, x, off, g)
@@ -89,17 +89,35 @@ def test_cluster_errors_sum_the_scores_of_the_groups_in_a_cluster():
     pairs = g // 2                                                    # two groups per cluster
     coarse = fit_poisson_fe(y, x, off, g, clusters=pairs)
     np.testing.assert_allclose(coarse.beta, base.beta)
-    # by hand: per-group scores at the estimate, summed per cluster
+    # by hand: per-group scores and information at the estimate, summed per cluster;
+    # CR3 = (G-1)/G sum_c (s_c / (H - H_c))^2
     p = np.exp(off + x * base.beta[0])
     tot_y, tot_p = np.bincount(g, weights=y), np.bincount(g, weights=p)
-    s_g = np.bincount(g, weights=x * (y - tot_y[g] * p / tot_p[g]))
+    q = p / tot_p[g]
+    s_g = np.bincount(g, weights=x * (y - tot_y[g] * q))
+    h_g = tot_y * (np.bincount(g, weights=q * x * x) - np.bincount(g, weights=q * x) ** 2)
     used = tot_y > 0
-    s_c = np.bincount(np.unique(g)[used] // 2, weights=s_g[used])
-    s_c = s_c[np.isin(np.arange(len(s_c)), np.unique(pairs[tot_y[g] > 0]))]
-    G = len(s_c)
-    want = (s_c ** 2).sum() * G / (G - 1) / np.diag(base.cov_model)[0] ** -2
+    c_of_g = np.unique(g) // 2
+    s_c = np.bincount(c_of_g[used], weights=s_g[used])
+    h_c = np.bincount(c_of_g[used], weights=h_g[used])
+    has = np.isin(np.arange(len(s_c)), c_of_g[used])
+    s_c, h_c = s_c[has], h_c[has]
+    G, H = len(s_c), h_c.sum()
+    np.testing.assert_allclose(H, 1 / base.cov_model[0, 0], rtol=1e-8)
+    want = (G - 1) / G * np.sum((s_c / (H - h_c)) ** 2)
     assert coarse.n_groups == G
     np.testing.assert_allclose(coarse.cov_cluster[0, 0], want, rtol=1e-6)
+
+
+def test_cluster_errors_match_refitting_without_each_neuron():
+    d = _projection(11, 0.5, P=15, C=400)
+    y, x, off, g = d["y"], d["x"], np.log(d["ld"]), d["g"]
+    fit = fit_poisson_fe(y, x, off, g)
+    used = [k for k in np.unique(g) if y[g == k].sum() > 0]
+    loo = np.array([fit_poisson_fe(y[g != k], x[g != k], off[g != k], g[g != k]).beta[0] for k in used])
+    G = len(used)
+    jack = (G - 1) / G * np.sum((loo - fit.beta[0]) ** 2)            # the exact leave-one-out jackknife
+    np.testing.assert_allclose(fit.cov_cluster[0, 0], jack, rtol=0.05)
 
 
 def test_a_group_split_across_clusters_is_an_error():

@@ -102,9 +102,9 @@ def _terms(beta, y, X, offset, g, starts, n_g):
     scores = np.add.reduceat(resid[:, None] * X, starts)    # (G, k) per-group score
     xbar = np.add.reduceat(p[:, None] * X, starts)          # (G, k)
     xx = np.add.reduceat(p[:, None, None] * X[:, :, None] * X[:, None, :], starts)
-    info = np.einsum("g,gjk->jk", n_g, xx - xbar[:, :, None] * xbar[:, None, :])
+    info_g = n_g[:, None, None] * (xx - xbar[:, :, None] * xbar[:, None, :])   # (G, k, k) per group
     ll = float(np.sum(y * np.log(np.maximum(p, 1e-300))))
-    return ll, scores, info
+    return ll, scores, info_g
 
 
 def fit_poisson_fe(y: np.ndarray, X: np.ndarray, offset: np.ndarray, groups: np.ndarray, *,
@@ -126,7 +126,8 @@ def fit_poisson_fe(y: np.ndarray, X: np.ndarray, offset: np.ndarray, groups: np.
     if G == 0:
         return FEPoissonFit(nan, np.full((k, k), np.nan), np.full((k, k), np.nan), 0, 0, 0, False, np.nan)
     beta = np.zeros(k)
-    ll, scores, info = _terms(beta, y, X, offset, g, starts, n_g)
+    ll, scores, info_g = _terms(beta, y, X, offset, g, starts, n_g)
+    info = info_g.sum(0)
     converged = False
     for _ in range(max_iter):
         grad = scores.sum(0)
@@ -141,7 +142,8 @@ def fit_poisson_fe(y: np.ndarray, X: np.ndarray, offset: np.ndarray, groups: np.
             if ll_new >= ll - 1e-12 * abs(ll):
                 break
             t /= 2
-        beta, ll, scores, info = new, ll_new, s_new, i_new
+        beta, ll, scores, info_g = new, ll_new, s_new, i_new
+        info = info_g.sum(0)
         if np.max(np.abs(t * step)) < tol * (1 + np.max(np.abs(beta))):
             converged = True
             break
@@ -151,11 +153,35 @@ def fit_poisson_fe(y: np.ndarray, X: np.ndarray, offset: np.ndarray, groups: np.
         return FEPoissonFit(nan, np.full((k, k), np.nan), np.full((k, k), np.nan), G, len(y),
                             int(n_g.sum()), False, ll)
     n_cl = int(cl.max()) + 1
+    cov_cl = _cluster_jackknife(info, scores, info_g, cl, n_cl, bread)
+    return FEPoissonFit(beta, bread, cov_cl, n_cl, len(y), int(n_g.sum()), converged, ll)
+
+
+def _cluster_jackknife(info: np.ndarray, scores: np.ndarray, info_g: np.ndarray, cl: np.ndarray, n_cl: int,
+                       bread: np.ndarray) -> np.ndarray:
+    """CR3 cluster-robust covariance: (G-1)/G sum_c (H - H_c)^-1 s_c s_c' (H - H_c)^-1.
+
+    Each term is the one-Newton-step change of beta when cluster c is left out (a jackknife over
+    presynaptic neurons), so a neuron that dominates the fit inflates the variance instead of
+    hiding in it. With 29-99 clusters the usual CR1 sandwich, bread (sum_c s_c s_c') bread x
+    G/(G-1), rejected 5.4-5.9% of true nulls at alpha 0.05 (1,000 nulls per projection); CR3 is
+    the standard remedy for few clusters (MacKinnon & White 1985; Bell & McCaffrey 2002).
+    A cluster whose removal leaves H singular falls back to the full-sample bread."""
+    k = info.shape[0]
+    if n_cl < 2:
+        return np.full((k, k), np.nan)
     sc = np.zeros((n_cl, k))
     np.add.at(sc, cl, scores)                                # per-cluster score sums
-    meat = sc.T @ sc
-    cov_cl = bread @ meat @ bread * (n_cl / (n_cl - 1) if n_cl > 1 else np.nan)
-    return FEPoissonFit(beta, bread, cov_cl, n_cl, len(y), int(n_g.sum()), converged, ll)
+    hc = np.zeros((n_cl, k, k))
+    np.add.at(hc, cl, info_g)                                # per-cluster information
+    cov = np.zeros((k, k))
+    for c in range(n_cl):
+        try:
+            d = np.linalg.solve(info - hc[c], sc[c])
+        except np.linalg.LinAlgError:
+            d = bread @ sc[c]
+        cov += np.outer(d, d)
+    return cov * (n_cl - 1) / n_cl
 
 
 def score_residuals(y: np.ndarray, offset: np.ndarray, groups: np.ndarray
