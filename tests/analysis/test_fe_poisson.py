@@ -127,3 +127,22 @@ def test_a_group_split_across_clusters_is_an_error():
     bad = np.arange(len(d["y"])) % 2
     with pytest.raises(ValueError, match="within one cluster"):
         fit_poisson_fe(d["y"], d["x"], np.log(d["ld"]), d["g"], clusters=bad)
+
+
+def test_cluster_df_is_g_minus_1_for_equal_neurons_and_shrinks_when_one_dominates():
+    rng = np.random.default_rng(3)
+    n, G = 80, 12
+    x1, off1 = rng.normal(size=n), np.log(rng.uniform(1, 20, n))
+    y1 = rng.poisson(np.exp(off1 - 2.0 + 0.3 * x1)).astype(float)
+    x, off, y = np.tile(x1, G), np.tile(off1, G), np.tile(y1, G)
+    g = np.repeat(np.arange(G), n)
+    y = y + (rng.random(len(y)) < 0.02)         # not exactly identical neurons (scores would all be 0 at the fit)
+    equal = fit_poisson_fe(y, x, off, g)
+    assert G - 1.5 < equal.df("cluster") <= G - 1
+    y_dom = y.copy()
+    y_dom[g == 0] = rng.poisson(40 * np.exp(off1 - 2.0 + 0.3 * x1))   # one neuron with ~40x the synapses
+    dominated = fit_poisson_fe(y_dom, x, off, g)
+    assert 1 <= dominated.df("cluster") < (G - 1) / 2
+    assert dominated.df("model") == np.inf
+    assert dominated.inference(0)["ci_high"] - dominated.inference(0)["estimate"] > \
+        2.0 * dominated.se("cluster")[0]    # t quantile with few df
