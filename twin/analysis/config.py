@@ -36,7 +36,7 @@ class AnalysisConfig:
     ``use_r``: also fit the published glmmTMB GLMM through ``Rscript`` ("auto": when
     installed; "always": fail if it is not). ``tweedie_power`` is the Tweedie variance power of
     the axonal-scale model. ``se`` picks the standard errors of the synaptic-scale slope
-    ("cluster": sandwich clustered by presynaptic neuron, t with G-1 df; "model": Fisher
+    ("cluster": CR3 jackknife over presynaptic neurons, t with Satterthwaite df; "model": Fisher
     information of the conditional Poisson likelihood).
     """
 

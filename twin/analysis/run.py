@@ -30,7 +30,8 @@ REQUIRED = ("pre_pt_root_id", "post_pt_root_id", "projection", "n_synapses", "ld
 METHODS = {
     "synaptic_scale": "Poisson regression of n_synapses on the measure with offset log(Ld) and one free intercept per "
                       "presynaptic neuron (conditional likelihood), pairs with Ld > 0, per projection (and area x "
-                      "layer); 95% CI and p from a sandwich clustered by presynaptic neuron, t with G-1 df "
+                      "layer); 95% CI and p from cluster-robust (CR3 jackknife) errors over presynaptic neurons, t with "
+                      "Satterthwaite df "
                       "(se_type 'model': Fisher information). Estimate: change in log synapse density per unit.",
     "axonal_scale": "Tweedie GLM (log link) of Ld on the measure, pairs without synapse, per projection; errors "
                     "clustered by presynaptic neuron.",
