@@ -179,3 +179,24 @@ def test_streamed_edge_table_leaves_nothing_on_bad_input(tables, tmp_path):
     with pytest.raises(InputError):
         write_edge_table(load_tables(tables), tmp_path / "edges.parquet", tiny_profiles().drop_vars("pt_root_id"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failure_after_blocks_were_written_keeps_the_old_file_and_no_temporary(tables, tmp_path, monkeypatch):
+    import twin.connectome.edges as edges_mod
+
+    out = tmp_path / "edges.parquet"
+    out.write_bytes(b"old table")
+    real, calls = edges_mod._block, []
+
+    def second_block_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(edges_mod, "_block", second_block_fails)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_edge_table(load_tables(tables), out, tiny_profiles(), tiny_metrics(), block_pairs=1)
+    assert len(calls) == 2                                    # the first block had been written
+    assert out.read_bytes() == b"old table"
+    assert [p.name for p in tmp_path.iterdir()] == ["edges.parquet"]

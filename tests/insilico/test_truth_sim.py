@@ -35,6 +35,16 @@ def test_battery_on_planted_neurons_recovers_orientation_rf_and_cell_class(sim, 
     assert s["simple_complex_auc"] >= 0.85
     assert s["rf_within_radius"] >= 0.8
     assert s["noise_ori_error_median_deg"] < 15 and s["noise_gosi_spearman"] > 0.99   # same battery on both sides
+    # the noise score reads the noise gOSI: shuffling it on the truth side breaks only that score
+    from twin.insilico.common import load_dataset
+
+    shuffled = load_dataset(out / "tuning.h5")
+    rng = np.random.default_rng(0)
+    shuffled["noise_gosi"] = ("unit", rng.permutation(shuffled["noise_gosi"].values))
+    (tmp_path / "shuffled").mkdir()
+    shuffled.to_netcdf(tmp_path / "shuffled" / "tuning.h5", engine="h5netcdf")
+    s_shuf = score_battery(out, sim, truth_battery_dir=tmp_path / "shuffled")
+    assert s_shuf["gosi_spearman"] > 0.99 and abs(s_shuf["noise_gosi_spearman"]) < 0.5
     # other natural movies than the simulator's own (short: 4 clips) battery: pairwise signal
     # correlations still agree clearly beyond chance
     s_sim = score_battery(out, sim)

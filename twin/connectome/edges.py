@@ -450,14 +450,20 @@ def write_edge_table(connectome: str | os.PathLike | ConnectomeTables, path: str
                 writer.write_table(table)
                 plan.timings["write"] = round(plan.timings.get("write", 0.0) + time.perf_counter() - t0, 3)
                 del table
-            extra = {k: v for k, v in plan.attrs.items() if k != "provenance"}
-            writer.add_key_value_metadata({
-                PROVENANCE_KEY: json.dumps(plan.attrs["provenance"], default=str).encode(),
-                ATTRS_KEY: json.dumps({**extra, "timings_s": plan.timings}, default=str).encode()})
+            writer.add_key_value_metadata(_file_metadata({**plan.attrs, "timings_s": plan.timings}))
         finally:
             if writer is not None:
                 writer.close()
     return path
+
+
+def _file_metadata(attrs: dict[str, Any], provenance: dict | None = None) -> dict[bytes, bytes]:
+    """Parquet key-value metadata of an edge table: provenance (``provenance`` or
+    ``attrs["provenance"]``) and the other attrs, as JSON (:func:`read_edge_table` reads them)."""
+    prov = provenance if provenance is not None else attrs.get("provenance", {})
+    extra = {k: v for k, v in attrs.items() if k != "provenance"}
+    return {PROVENANCE_KEY: json.dumps(prov, default=str).encode(),
+            ATTRS_KEY: json.dumps(extra, default=str).encode()}
 
 
 def save_edge_table(df: pd.DataFrame, path: str | os.PathLike, provenance: dict | None = None) -> Path:
@@ -468,15 +474,10 @@ def save_edge_table(df: pd.DataFrame, path: str | os.PathLike, provenance: dict 
 
     from twin.io import atomic_path
 
-    prov = provenance if provenance is not None else df.attrs.get("provenance", {})
-    extra = {k: v for k, v in df.attrs.items() if k != "provenance"}
     plain = df.copy(deep=False)
     plain.attrs = {}
     table = pa.Table.from_pandas(plain, preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta[PROVENANCE_KEY] = json.dumps(prov, default=str).encode()
-    meta[ATTRS_KEY] = json.dumps(extra, default=str).encode()
-    table = table.replace_schema_metadata(meta)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **_file_metadata(df.attrs, provenance)})
     path = Path(path)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
@@ -484,19 +485,21 @@ def save_edge_table(df: pd.DataFrame, path: str | os.PathLike, provenance: dict 
 
 
 def read_edge_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read an edge table written by :func:`save_edge_table` (provenance back in ``attrs``)."""
+    """Read an edge table written by :func:`save_edge_table` or :func:`write_edge_table`
+    (provenance and the other attrs back in ``attrs``)."""
     import pyarrow.parquet as pq
 
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file", "an edge table (parquet) written by twin", "no such file")
     try:
-        table = pq.read_table(path)
+        pf = pq.ParquetFile(path)
+        table = pf.read()
     except Exception as e:
         raise InputError(path, "file", "a readable parquet file", f"{type(e).__name__}: {e}") from None
-    # save_edge_table puts provenance in the Arrow schema, write_edge_table in the file's key-value
-    # metadata (added after the last block): read both
-    meta = {**(table.schema.metadata or {}), **(pq.read_metadata(path).metadata or {})}
+    # both writers' metadata ends up in the file's key-value metadata (save_edge_table's through the
+    # Arrow schema, write_edge_table's added after the last block)
+    meta = pf.metadata.metadata or {}
     df = table.to_pandas()
     df.attrs = {**json.loads(meta.get(ATTRS_KEY, b"{}")),
                 "provenance": json.loads(meta.get(PROVENANCE_KEY, b"{}"))}

@@ -65,6 +65,11 @@ class ReadoutConfig:
     # neuron's covariance is its learned spatial pooling extent (its RF size beyond the core's)
     pooling: int = 0
 
+    def pooling_problem(self) -> str | None:
+        """What ``pooling`` should be, when it is not a valid value (None when it is)."""
+        ok = self.pooling == 0 or self.pooling >= 2
+        return None if ok else "0 (point readout) or at least 2 Gauss-Hermite points per axis"
+
 
 @dataclass(frozen=True)
 class ShifterConfig:

@@ -131,9 +131,8 @@ class ScanReadout(nnx.Module):
         self.shifter = (MLP([2] + [sc.hidden] * (sc.layers - 1) + [2], rng=rng, out_tanh=True, zero_last=True)
                         if sc.enabled else None)
         self.modulator = (MLP([2, mc.hidden, n_units], rng=rng, zero_last=True) if mc.enabled else None)
-        if rc.pooling == 1 or rc.pooling < 0:
-            raise ValueError(f"model.readout.pooling: expected 0 (point readout) or >= 2 Gauss-Hermite "
-                             f"points per axis, got {rc.pooling}")
+        if (expected := rc.pooling_problem()) is not None:
+            raise ValueError(f"model.readout.pooling: expected {expected}, got {rc.pooling}")
         offsets = weights = None
         if rc.pooling >= 2:
             x, w = np.polynomial.hermite.hermgauss(rc.pooling)      # weight exp(-x^2)

@@ -259,10 +259,8 @@ def train(config: TrainConfig | str | os.PathLike, out_dir: str | os.PathLike, *
     elif overrides:
         from twin.config import apply_overrides
         config = from_dict(TrainConfig, apply_overrides(to_dict(config), list(overrides)))
-    pooling = config.model.readout.pooling
-    if pooling == 1 or pooling < 0:
-        raise InputError(config_path, "model.readout.pooling",
-                         "0 (point readout) or at least 2 Gauss-Hermite points per axis", repr(pooling))
+    if (expected := config.model.readout.pooling_problem()) is not None:   # before any run folder exists
+        raise InputError(config_path, "model.readout.pooling", expected, repr(config.model.readout.pooling))
     bad = [f for f in freeze if f not in FREEZABLE]
     if bad:
         raise InputError(None, "--freeze", f"one of {list(FREEZABLE)}", bad[0])
