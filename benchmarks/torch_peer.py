@@ -52,6 +52,7 @@ class PeerSpec:
     rnn_channels: int = 64
     rnn_kernel: int = 3
     rnn_reset_after: bool = False  # n = tanh(Wx x + r * (Wh h)) (PyTorch's nn.GRU) instead of Wh (r * h)
+    rnn_hidden_kernel: int | None = None  # hidden-to-hidden kernel (None: rnn_kernel)
     shifter_hidden: int = 5
     shifter_layers: int = 3
     modulator_hidden: int = 8
@@ -97,15 +98,16 @@ class ConvGRU(nn.Module):
     output, n = tanh(Wx x + r * (Whn h)), computed with one conv for all three gates;
     h' = (1 - z) h + z n."""
 
-    def __init__(self, c_in: int, c: int, k: int, reset_after: bool = False):
+    def __init__(self, c_in: int, c: int, k: int, reset_after: bool = False, k_hidden: int | None = None):
         super().__init__()
+        kh = k if k_hidden is None else k_hidden
         self.x_conv = nn.Conv2d(c_in, 3 * c, k, padding=k // 2)
         self.reset_after = reset_after
         if reset_after:
-            self.h_conv = nn.Conv2d(c, 3 * c, k, padding=k // 2, bias=False)
+            self.h_conv = nn.Conv2d(c, 3 * c, kh, padding=kh // 2, bias=False)
         else:
-            self.h_conv = nn.Conv2d(c, 2 * c, k, padding=k // 2, bias=False)
-            self.hn_conv = nn.Conv2d(c, c, k, padding=k // 2, bias=False)
+            self.h_conv = nn.Conv2d(c, 2 * c, kh, padding=kh // 2, bias=False)
+            self.hn_conv = nn.Conv2d(c, c, kh, padding=kh // 2, bias=False)
         self.c = c
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,7 +164,8 @@ class PeerModel(nn.Module):
         super().__init__()
         self.spec = spec
         self.core = FactorisedCore(spec)
-        self.rnn = ConvGRU(spec.channels[-1], spec.rnn_channels, spec.rnn_kernel, spec.rnn_reset_after)
+        self.rnn = ConvGRU(spec.channels[-1], spec.rnn_channels, spec.rnn_kernel, spec.rnn_reset_after,
+                           spec.rnn_hidden_kernel)
         in_shape = (spec.rnn_channels, spec.height // spec.input_downsample // spec.downsample,
                     spec.width // spec.input_downsample // spec.downsample)
         if HAVE_NEURALPREDICTORS:
@@ -260,7 +263,8 @@ def forward_flops(spec: PeerSpec) -> dict[str, float]:
     c = spec.rnn_channels
     px = px / spec.downsample ** 2
     out["rnn.input"] = 2.0 * px * c_in * 3 * c * spec.rnn_kernel ** 2
-    out["rnn.hidden"] = 2.0 * px * c * 3 * c * spec.rnn_kernel ** 2  # C->2C and C->C
+    kh = spec.rnn_kernel if spec.rnn_hidden_kernel is None else spec.rnn_hidden_kernel
+    out["rnn.hidden"] = 2.0 * px * c * 3 * c * kh ** 2  # C->2C and C->C
     # bilinear sampling (4 taps) + feature dot product, per neuron per frame
     out["readout"] = 2.0 * spec.batch * spec.frames * spec.n_neurons * c * 5
     out["modulator"] = 2.0 * spec.batch * spec.frames * spec.n_neurons * spec.modulator_hidden

@@ -155,3 +155,43 @@ def test_conv_gru_matches_a_numpy_reference_with_the_reset_before_or_after_the_h
     feats = [Core(CoreConfig(channels=2, layers=1, kernel=(3,), temporal_kernel=2, gru_channels=3,
                              gru_reset_after=flag), rng=np.random.default_rng(0))(frames) for flag in (False, True)]
     assert float(jnp.abs(feats[1] - feats[0]).max()) > 1e-4
+
+
+def test_gru_hidden_kernel_one_keeps_each_location_to_its_input_neighbourhood():
+    """A 1 x 1 hidden kernel: a pixel's features see only the input within the input
+    convolution's reach (1 px for 3 x 3), however many frames pass; a 3 x 3 hidden kernel spreads
+    a pixel's input by one more pixel per frame."""
+    from twin.model.core import ConvGRU
+
+    x = np.random.default_rng(5).normal(size=(1, 6, 9, 9, 2)).astype(np.float32)
+    x2 = x.copy()
+    x2[0, 0, 4, 4] += 3.0                      # poke the centre pixel in the first frame only
+    reach = {}
+    for kh in (1, 3):
+        gru = ConvGRU(2, 3, 3, rng=np.random.default_rng(0), reset_after=True, k_hidden=kh)
+        assert gru.w_h.shape == (kh, kh, 3, 6) and gru.w_hn.shape == (kh, kh, 3, 3)
+        d = np.abs(np.asarray(gru(jnp.asarray(x2)) - gru(jnp.asarray(x))))[0, -1].max(-1)   # last frame
+        ii, jj = np.nonzero(d > 1e-6)
+        reach[kh] = int(max(np.abs(ii - 4).max(), np.abs(jj - 4).max()))
+    assert reach[1] == 1
+    assert reach[3] >= 4
+    # the config field reaches the core's GRU
+    core = Core(CoreConfig(channels=2, layers=1, kernel=(3,), temporal_kernel=2, gru_channels=3,
+                           gru_hidden_kernel=1), rng=np.random.default_rng(0))
+    assert core.gru.w_h.shape[:2] == (1, 1) and core.gru.w_x.shape[:2] == (3, 3)
+
+
+def test_skip_features_put_the_conv_layers_features_before_the_grus():
+    frames = jnp.asarray(np.random.default_rng(6).normal(size=(2, 4, 8, 10)), jnp.float32)
+    kw = dict(channels=3, layers=2, kernel=(3,), temporal_kernel=2, gru_channels=4, downsample=2)
+    plain = Core(CoreConfig(**kw), rng=np.random.default_rng(0))
+    skip = Core(CoreConfig(**kw, skip_features=True), rng=np.random.default_rng(0))
+    assert plain.out_channels == 4 and skip.out_channels == 2 * 3 + 4
+    a, b = plain(frames), skip(frames)
+    assert a.shape == (2, 4, 4, 5, 4) and b.shape == (2, 4, 4, 5, 10)
+    np.testing.assert_allclose(np.asarray(b[..., 6:]), np.asarray(a), rtol=1e-6)   # same GRU states last
+    # the skipped features are the second conv layer's ELU outputs, pooled like the GRU's input
+    y = avg_pool(frames[..., None], 1)
+    for conv in skip.convs:
+        y = jax.nn.elu(conv(y))
+    np.testing.assert_allclose(np.asarray(b[..., 3:6]), np.asarray(avg_pool(y, 2)), rtol=1e-5, atol=1e-6)

@@ -21,6 +21,15 @@ class CoreConfig:
     temporal_kernel: int = 5
     gru_channels: int = 16
     gru_kernel: int = 3
+    # kernel of the hidden-to-hidden convolutions (None: ``gru_kernel``). With k > 1 every frame
+    # widens what one location's hidden state has seen by (k - 1) / 2 pixels per side, so after
+    # 30 frames a 3 x 3 GRU mixes the whole demo screen into each location; 1 keeps the recurrence
+    # per location (spatial mixing only through the input convolution) and costs k^2 times less
+    gru_hidden_kernel: int | None = None
+    # True: the readout sees the convolution layers' features (after ELU) beside the GRU's, as
+    # one feature vector of ``layers * channels + gru_channels`` per location (skip connections
+    # around the GRU; the readouts get more neuron-specific features at no extra core cost)
+    skip_features: bool = False
     # False: the classic GRU, n = tanh(W_x x + W_h (r * h)); True: the reset gate scales the
     # hidden-state convolution's output, n = tanh(W_x x + r * (W_h h)) (PyTorch's and cuDNN's GRU),
     # so one im2col matmul per frame computes all three gates' hidden terms (the GRU's

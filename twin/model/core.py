@@ -126,10 +126,12 @@ class ConvGRU(nnx.Module):
     ``reset_after``: the candidate is ``tanh(W_x x + r * (W_hn h))`` instead of
     ``tanh(W_x x + W_hn (r * h))`` (same weights; see ``CoreConfig.gru_reset_after``)."""
 
-    def __init__(self, cin: int, ch: int, k: int, *, rng: np.random.Generator, reset_after: bool = False):
+    def __init__(self, cin: int, ch: int, k: int, *, rng: np.random.Generator, reset_after: bool = False,
+                 k_hidden: int | None = None):
+        kh = k if k_hidden is None else int(k_hidden)
         self.w_x = init_param(rng, (k, k, cin, 3 * ch), k * k * cin)
-        self.w_h = init_param(rng, (k, k, ch, 2 * ch), k * k * ch)
-        self.w_hn = init_param(rng, (k, k, ch, ch), k * k * ch)
+        self.w_h = init_param(rng, (kh, kh, ch, 2 * ch), kh * kh * ch)
+        self.w_hn = init_param(rng, (kh, kh, ch, ch), kh * kh * ch)
         self.bias = nnx.Param(jnp.zeros((3 * ch,)))
         self.ch = ch
         self.reset_after = bool(reset_after)
@@ -192,7 +194,8 @@ class DivisiveNorm(nnx.Module):
 
 
 class Core(nnx.Module):
-    """Shared core: (B, T, H, W) normalised frames -> features (B, T, H, W, gru_channels)."""
+    """Shared core: (B, T, H, W) normalised frames -> features (B, T, H', W', out_channels):
+    the GRU's hidden states, after the convolution layers' outputs if ``skip_features``."""
 
     def __init__(self, cfg: CoreConfig, *, rng: np.random.Generator):
         ks = layer_kernels(cfg)
@@ -202,8 +205,9 @@ class Core(nnx.Module):
                                                 stride=cfg.input_downsample if strided and i == 0 else 1)
                                for i in range(cfg.layers)])
         self.gru = ConvGRU(chans[-1], cfg.gru_channels, cfg.gru_kernel, rng=rng,
-                           reset_after=cfg.gru_reset_after)
-        self.out_channels = cfg.gru_channels
+                           reset_after=cfg.gru_reset_after, k_hidden=cfg.gru_hidden_kernel)
+        self.skip = bool(cfg.skip_features)
+        self.out_channels = cfg.gru_channels + (cfg.layers * cfg.channels if self.skip else 0)
         self.downsample = cfg.downsample
         self.input_downsample = 1 if strided else cfg.input_downsample
         self.norm = DivisiveNorm(cfg.channels, cfg.norm_pool_px) if cfg.normalization == "divisive" else None
@@ -212,14 +216,18 @@ class Core(nnx.Module):
         y = x[..., None]
         if self.input_downsample > 1:
             y = avg_pool(y, self.input_downsample)
+        skips = []
         for i, conv in enumerate(self.convs):
             y = conv(y)
             if i == 0 and self.norm is not None:
                 y = self.norm(y)
             y = jax.nn.elu(y)
+            skips.append(y)
         if self.downsample > 1:
             y = avg_pool(y, self.downsample)
-        return self.gru(y)
+            skips = [avg_pool(v, self.downsample) for v in skips]
+        out = self.gru(y)
+        return jnp.concatenate(skips + [out], axis=-1) if self.skip else out
 
     def laplace_penalty(self) -> jax.Array:
         """Sum of squared 3x3 Laplacians of the first layer's spatial filters over the sum of
