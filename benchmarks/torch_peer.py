@@ -53,6 +53,7 @@ class PeerSpec:
     rnn_kernel: int = 3
     rnn_reset_after: bool = False  # n = tanh(Wx x + r * (Wh h)) (PyTorch's nn.GRU) instead of Wh (r * h)
     rnn_hidden_kernel: int | None = None  # hidden-to-hidden kernel (None: rnn_kernel)
+    skip_features: bool = False  # the readout also sees every conv layer's output (the twin's core.skip_features)
     shifter_hidden: int = 5
     shifter_layers: int = 3
     modulator_hidden: int = 8
@@ -78,11 +79,13 @@ class FactorisedCore(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.temporal_kernels = spec.temporal_kernels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T, H, W)
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # (B, C, T, H, W) -> each layer's output
+        outs = []
         for layer, kt in zip(self.layers, self.temporal_kernels):
             x = layer["spatial"](x)
             x = F.elu(layer["temporal"](F.pad(x, (0, 0, 0, 0, kt - 1, 0))))  # causal in time
-        return x
+            outs.append(x)
+        return outs
 
     def laplace_penalty(self) -> torch.Tensor:
         """Scale-free smoothness of the first layer's spatial filters (as the twin's)."""
@@ -166,7 +169,8 @@ class PeerModel(nn.Module):
         self.core = FactorisedCore(spec)
         self.rnn = ConvGRU(spec.channels[-1], spec.rnn_channels, spec.rnn_kernel, spec.rnn_reset_after,
                            spec.rnn_hidden_kernel)
-        in_shape = (spec.rnn_channels, spec.height // spec.input_downsample // spec.downsample,
+        n_features = spec.rnn_channels + (sum(spec.channels) if spec.skip_features else 0)
+        in_shape = (n_features, spec.height // spec.input_downsample // spec.downsample,
                     spec.width // spec.input_downsample // spec.downsample)
         if HAVE_NEURALPREDICTORS:
             self.readout = FullGaussian2d(in_shape, spec.n_neurons, bias=True, gauss_type="full")
@@ -185,11 +189,13 @@ class PeerModel(nn.Module):
         x = frames[:, None]                                        # (B, 1, T, H, W)
         if self.spec.input_downsample > 1:
             x = F.avg_pool3d(x, (1, self.spec.input_downsample, self.spec.input_downsample))
-        x = self.core(x)                                           # (B, C, T, H, W)
+        layers = self.core(x)                                      # each (B, C, T, H, W)
         f = self.spec.downsample
         if f > 1:
-            x = F.avg_pool3d(x, (1, f, f))
-        x = self.rnn(x)                                            # (B, T, C, H', W')
+            layers = [F.avg_pool3d(v, (1, f, f)) for v in layers]
+        x = self.rnn(layers[-1])                                   # (B, T, C, H', W')
+        if self.spec.skip_features:
+            x = torch.cat([v.transpose(1, 2) for v in layers] + [x], dim=2)
         x = x.reshape(b * t, *x.shape[2:])
         shift = self.shifter(eye.reshape(b * t, 2))
         y = self.readout(x, shift=shift)                           # (B*T, N)
@@ -266,7 +272,8 @@ def forward_flops(spec: PeerSpec) -> dict[str, float]:
     kh = spec.rnn_kernel if spec.rnn_hidden_kernel is None else spec.rnn_hidden_kernel
     out["rnn.hidden"] = 2.0 * px * c * 3 * c * kh ** 2  # C->2C and C->C
     # bilinear sampling (4 taps) + feature dot product, per neuron per frame
-    out["readout"] = 2.0 * spec.batch * spec.frames * spec.n_neurons * c * 5
+    c_read = c + (sum(spec.channels) if spec.skip_features else 0)
+    out["readout"] = 2.0 * spec.batch * spec.frames * spec.n_neurons * c_read * 5
     out["modulator"] = 2.0 * spec.batch * spec.frames * spec.n_neurons * spec.modulator_hidden
     return out
 

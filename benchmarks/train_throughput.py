@@ -50,6 +50,7 @@ def spec_from_config(path: Path, n_neurons: int, height: int, width: int) -> Pee
                     temporal_kernels=(core.temporal_kernel,) * core.layers,
                     rnn_channels=core.gru_channels, rnn_kernel=core.gru_kernel,
                     rnn_reset_after=core.gru_reset_after, rnn_hidden_kernel=core.gru_hidden_kernel,
+                    skip_features=core.skip_features,
                     shifter_hidden=cfg.model.shifter.hidden, shifter_layers=cfg.model.shifter.layers,
                     modulator_hidden=cfg.model.modulator.hidden, burn_in=o.burn_in, lr=o.lr,
                     downsample=core.downsample, input_downsample=core.input_downsample)
@@ -65,7 +66,7 @@ def twin_config(spec: PeerSpec):
     core = CoreConfig(channels=spec.channels[0], layers=len(spec.channels), kernel=tuple(spec.spatial_kernels),
                       temporal_kernel=spec.temporal_kernels[0], gru_channels=spec.rnn_channels,
                       gru_kernel=spec.rnn_kernel, gru_reset_after=spec.rnn_reset_after,
-                      gru_hidden_kernel=spec.rnn_hidden_kernel, downsample=spec.downsample,
+                      gru_hidden_kernel=spec.rnn_hidden_kernel, skip_features=spec.skip_features, downsample=spec.downsample,
                       input_downsample=spec.input_downsample)
     model = ModelConfig(core=core, shifter=ShifterConfig(hidden=spec.shifter_hidden, layers=spec.shifter_layers),
                         modulator=ModulatorConfig(hidden=spec.modulator_hidden))
