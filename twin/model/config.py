@@ -52,6 +52,13 @@ class CoreConfig:
     # neuron-frame (~1), so weights of 1e-2 and more blur away oriented filters (demo.toml)
     laplace_weight: float = 1e-4
 
+    def kernel_problem(self) -> tuple[str, str, object] | None:
+        """(field, expected, value) for the first GRU kernel that is not a positive odd size."""
+        for name, k in (("gru_kernel", self.gru_kernel), ("gru_hidden_kernel", self.gru_hidden_kernel)):
+            if k is not None and (k < 1 or k % 2 == 0):
+                return name, "a positive odd kernel size (the GRU keeps the feature map's size)", k
+        return None
+
 
 @dataclass(frozen=True)
 class ReadoutConfig:

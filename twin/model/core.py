@@ -225,7 +225,7 @@ class Core(nnx.Module):
             skips.append(y)
         if self.downsample > 1:
             y = avg_pool(y, self.downsample)
-            skips = [avg_pool(v, self.downsample) for v in skips]
+            skips = [avg_pool(v, self.downsample) for v in skips] if self.skip else skips
         out = self.gru(y)
         return jnp.concatenate(skips + [out], axis=-1) if self.skip else out
 
