@@ -62,6 +62,11 @@ class PeerSpec:
     input_downsample: int = 1  # average-pool the frames by this factor before the first conv
     lr: float = 1e-3
 
+    @property
+    def rnn_hidden(self) -> int:
+        """The GRU's effective hidden-to-hidden kernel size."""
+        return self.rnn_kernel if self.rnn_hidden_kernel is None else self.rnn_hidden_kernel
+
 
 class FactorisedCore(nn.Module):
     """Stacked layers: spatial k x k conv per frame -> causal temporal conv (+ bias) -> ELU."""
@@ -168,7 +173,7 @@ class PeerModel(nn.Module):
         self.spec = spec
         self.core = FactorisedCore(spec)
         self.rnn = ConvGRU(spec.channels[-1], spec.rnn_channels, spec.rnn_kernel, spec.rnn_reset_after,
-                           spec.rnn_hidden_kernel)
+                           spec.rnn_hidden)
         n_features = spec.rnn_channels + (sum(spec.channels) if spec.skip_features else 0)
         in_shape = (n_features, spec.height // spec.input_downsample // spec.downsample,
                     spec.width // spec.input_downsample // spec.downsample)
@@ -269,8 +274,7 @@ def forward_flops(spec: PeerSpec) -> dict[str, float]:
     c = spec.rnn_channels
     px = px / spec.downsample ** 2
     out["rnn.input"] = 2.0 * px * c_in * 3 * c * spec.rnn_kernel ** 2
-    kh = spec.rnn_kernel if spec.rnn_hidden_kernel is None else spec.rnn_hidden_kernel
-    out["rnn.hidden"] = 2.0 * px * c * 3 * c * kh ** 2  # C->2C and C->C
+    out["rnn.hidden"] = 2.0 * px * c * 3 * c * spec.rnn_hidden ** 2  # C->2C and C->C
     # bilinear sampling (4 taps) + feature dot product, per neuron per frame
     c_read = c + (sum(spec.channels) if spec.skip_features else 0)
     out["readout"] = 2.0 * spec.batch * spec.frames * spec.n_neurons * c_read * 5

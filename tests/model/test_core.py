@@ -179,6 +179,11 @@ def test_gru_hidden_kernel_one_keeps_each_location_to_its_input_neighbourhood():
     core = Core(CoreConfig(channels=2, layers=1, kernel=(3,), temporal_kernel=2, gru_channels=3,
                            gru_hidden_kernel=1), rng=np.random.default_rng(0))
     assert core.gru.w_h.shape[:2] == (1, 1) and core.gru.w_x.shape[:2] == (3, 3)
+    # an even hidden kernel is refused where the core is built, not only by `twin train`
+    import pytest
+    with pytest.raises(ValueError, match="model.core.gru_hidden_kernel"):
+        Core(CoreConfig(channels=2, layers=1, kernel=(3,), temporal_kernel=2, gru_channels=3, gru_hidden_kernel=2),
+             rng=np.random.default_rng(0))
 
 
 def test_skip_features_put_the_conv_layers_features_before_the_grus():
@@ -190,8 +195,10 @@ def test_skip_features_put_the_conv_layers_features_before_the_grus():
     a, b = plain(frames), skip(frames)
     assert a.shape == (2, 4, 4, 5, 4) and b.shape == (2, 4, 4, 5, 10)
     np.testing.assert_allclose(np.asarray(b[..., 6:]), np.asarray(a), rtol=1e-6)   # same GRU states last
-    # the skipped features are the second conv layer's ELU outputs, pooled like the GRU's input
-    y = avg_pool(frames[..., None], 1)
-    for conv in skip.convs:
+    # the skipped features are the conv layers' ELU outputs in layer order, pooled like the GRU's input
+    y = frames[..., None]
+    for i, conv in enumerate(skip.convs):
         y = jax.nn.elu(conv(y))
+        np.testing.assert_allclose(np.asarray(b[..., 3 * i:3 * i + 3]), np.asarray(avg_pool(y, 2)),
+                                   rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(b[..., 3:6]), np.asarray(avg_pool(y, 2)), rtol=1e-5, atol=1e-6)

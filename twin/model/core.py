@@ -198,6 +198,8 @@ class Core(nnx.Module):
     the GRU's hidden states, after the convolution layers' outputs if ``skip_features``."""
 
     def __init__(self, cfg: CoreConfig, *, rng: np.random.Generator):
+        if (problem := cfg.kernel_problem()) is not None:
+            raise ValueError(f"model.core.{problem[0]}: expected {problem[1]}, got {problem[2]}")
         ks = layer_kernels(cfg)
         chans = [1] + [cfg.channels] * cfg.layers
         strided = cfg.input_downsample_mode == "stride" and cfg.input_downsample > 1
@@ -216,18 +218,19 @@ class Core(nnx.Module):
         y = x[..., None]
         if self.input_downsample > 1:
             y = avg_pool(y, self.input_downsample)
-        skips = []
+        skips = []                                      # each conv layer's output, if skip_features
         for i, conv in enumerate(self.convs):
             y = conv(y)
             if i == 0 and self.norm is not None:
                 y = self.norm(y)
             y = jax.nn.elu(y)
-            skips.append(y)
+            if self.skip:
+                skips.append(y)
         if self.downsample > 1:
             y = avg_pool(y, self.downsample)
-            skips = [avg_pool(v, self.downsample) for v in skips] if self.skip else skips
+            skips = [avg_pool(v, self.downsample) for v in skips]
         out = self.gru(y)
-        return jnp.concatenate(skips + [out], axis=-1) if self.skip else out
+        return jnp.concatenate(skips + [out], axis=-1) if skips else out
 
     def laplace_penalty(self) -> jax.Array:
         """Sum of squared 3x3 Laplacians of the first layer's spatial filters over the sum of
