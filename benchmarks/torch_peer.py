@@ -60,6 +60,8 @@ class PeerSpec:
     burn_in: int = 1
     downsample: int = 1  # average-pool the core features by this factor before the GRU
     input_downsample: int = 1  # average-pool the frames by this factor before the first conv
+    normalization: bool = False  # divisive normalisation after the first layer (the twin's core.normalization)
+    norm_pool_px: float = 2.0  # its Gaussian spatial pool's s.d. in feature pixels
     lr: float = 1e-3
 
     @property
@@ -68,11 +70,38 @@ class PeerSpec:
         return self.rnn_kernel if self.rnn_hidden_kernel is None else self.rnn_hidden_kernel
 
 
+class DivisiveNorm(nn.Module):
+    """As the twin's: y_c = x_c / sqrt(s_c^2 + G * sum_d w_cd x_d^2), w = softplus(param) mixing
+    channel energies, G a fixed separable Gaussian spatial pool, s = softplus(param)."""
+
+    def __init__(self, channels: int, height: int, width: int, pool_px: float):
+        super().__init__()
+        self.mix = nn.Parameter(torch.full((channels, channels), -2.0))
+        self.semi = nn.Parameter(torch.full((channels,), 0.5413))
+        self.register_buffer("gh", _blur(height, pool_px))
+        self.register_buffer("gw", _blur(width, pool_px))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T, H, W)
+        e = torch.einsum("bcthw,cd->bdthw", x * x, F.softplus(self.mix))
+        e = torch.einsum("ih,bcthw,jw->bctij", self.gh, e, self.gw)
+        return x * torch.rsqrt(F.softplus(self.semi)[None, :, None, None, None] ** 2 + e)
+
+
+def _blur(n: int, sigma: float) -> torch.Tensor:
+    """Row-normalised Gaussian blur matrix (n, n) (the twin's gaussian_blur_matrix)."""
+    i = torch.arange(n, dtype=torch.float32)
+    m = torch.exp(-0.5 * ((i[:, None] - i[None, :]) / max(sigma, 1e-6)) ** 2)
+    return m / m.sum(1, keepdim=True)
+
+
 class FactorisedCore(nn.Module):
-    """Stacked layers: spatial k x k conv per frame -> causal temporal conv (+ bias) -> ELU."""
+    """Stacked layers: spatial k x k conv per frame -> causal temporal conv (+ bias) -> ELU, with
+    the first layer divisively normalised before its ELU if ``spec.normalization``."""
 
     def __init__(self, spec: PeerSpec):
         super().__init__()
+        h, w = spec.height // spec.input_downsample, spec.width // spec.input_downsample
+        self.norm = DivisiveNorm(spec.channels[0], h, w, spec.norm_pool_px) if spec.normalization else None
         layers = []
         c_in = 1
         for c, k, kt in zip(spec.channels, spec.spatial_kernels, spec.temporal_kernels):
@@ -86,9 +115,12 @@ class FactorisedCore(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # (B, C, T, H, W) -> each layer's output
         outs = []
-        for layer, kt in zip(self.layers, self.temporal_kernels):
+        for i, (layer, kt) in enumerate(zip(self.layers, self.temporal_kernels)):
             x = layer["spatial"](x)
-            x = F.elu(layer["temporal"](F.pad(x, (0, 0, 0, 0, kt - 1, 0))))  # causal in time
+            x = layer["temporal"](F.pad(x, (0, 0, 0, 0, kt - 1, 0)))  # causal in time
+            if i == 0 and self.norm is not None:
+                x = self.norm(x)
+            x = F.elu(x)
             outs.append(x)
         return outs
 
@@ -270,6 +302,9 @@ def forward_flops(spec: PeerSpec) -> dict[str, float]:
     for i, (c, k, kt) in enumerate(zip(spec.channels, spec.spatial_kernels, spec.temporal_kernels)):
         out[f"core{i}.spatial"] = 2.0 * px * c_in * c * k * k
         out[f"core{i}.temporal"] = 2.0 * px * c * c * kt
+        if i == 0 and spec.normalization:  # channel mix of the energies + separable spatial pool
+            out["core0.norm"] = 2.0 * px * c * (c + spec.height // spec.input_downsample
+                                                 + spec.width // spec.input_downsample)
         c_in = c
     c = spec.rnn_channels
     px = px / spec.downsample ** 2

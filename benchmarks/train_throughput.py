@@ -53,7 +53,8 @@ def spec_from_config(path: Path, n_neurons: int, height: int, width: int) -> Pee
                     skip_features=core.skip_features,
                     shifter_hidden=cfg.model.shifter.hidden, shifter_layers=cfg.model.shifter.layers,
                     modulator_hidden=cfg.model.modulator.hidden, burn_in=o.burn_in, lr=o.lr,
-                    downsample=core.downsample, input_downsample=core.input_downsample)
+                    downsample=core.downsample, input_downsample=core.input_downsample,
+                    normalization=core.normalization == "divisive", norm_pool_px=core.norm_pool_px)
 
 
 def twin_config(spec: PeerSpec):
@@ -67,7 +68,8 @@ def twin_config(spec: PeerSpec):
                       temporal_kernel=spec.temporal_kernels[0], gru_channels=spec.rnn_channels,
                       gru_kernel=spec.rnn_kernel, gru_reset_after=spec.rnn_reset_after,
                       gru_hidden_kernel=spec.rnn_hidden_kernel, skip_features=spec.skip_features, downsample=spec.downsample,
-                      input_downsample=spec.input_downsample)
+                      input_downsample=spec.input_downsample,
+                      normalization="divisive" if spec.normalization else "none", norm_pool_px=spec.norm_pool_px)
     model = ModelConfig(core=core, shifter=ShifterConfig(hidden=spec.shifter_hidden, layers=spec.shifter_layers),
                         modulator=ModulatorConfig(hidden=spec.modulator_hidden))
     train = OptimConfig(batch_size=spec.batch, clip_frames=spec.frames, burn_in=spec.burn_in, lr=spec.lr)
