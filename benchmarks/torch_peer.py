@@ -69,6 +69,11 @@ class PeerSpec:
         """The GRU's effective hidden-to-hidden kernel size."""
         return self.rnn_kernel if self.rnn_hidden_kernel is None else self.rnn_hidden_kernel
 
+    @property
+    def core_hw(self) -> tuple[int, int]:
+        """(H, W) of the conv layers' feature maps: the frames average-pooled by input_downsample."""
+        return self.height // self.input_downsample, self.width // self.input_downsample
+
 
 class DivisiveNorm(nn.Module):
     """As the twin's: y_c = x_c / sqrt(s_c^2 + G * sum_d w_cd x_d^2), w = softplus(param) mixing
@@ -78,20 +83,15 @@ class DivisiveNorm(nn.Module):
         super().__init__()
         self.mix = nn.Parameter(torch.full((channels, channels), -2.0))
         self.semi = nn.Parameter(torch.full((channels,), 0.5413))
-        self.register_buffer("gh", _blur(height, pool_px))
-        self.register_buffer("gw", _blur(width, pool_px))
+        from twin.model.core import gaussian_blur_matrix   # the twin's pool, numpy only (imported when used)
+
+        self.register_buffer("gh", torch.from_numpy(gaussian_blur_matrix(height, pool_px)))
+        self.register_buffer("gw", torch.from_numpy(gaussian_blur_matrix(width, pool_px)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T, H, W)
         e = torch.einsum("bcthw,cd->bdthw", x * x, F.softplus(self.mix))
         e = torch.einsum("ih,bcthw,jw->bctij", self.gh, e, self.gw)
         return x * torch.rsqrt(F.softplus(self.semi)[None, :, None, None, None] ** 2 + e)
-
-
-def _blur(n: int, sigma: float) -> torch.Tensor:
-    """Row-normalised Gaussian blur matrix (n, n) (the twin's gaussian_blur_matrix)."""
-    i = torch.arange(n, dtype=torch.float32)
-    m = torch.exp(-0.5 * ((i[:, None] - i[None, :]) / max(sigma, 1e-6)) ** 2)
-    return m / m.sum(1, keepdim=True)
 
 
 class FactorisedCore(nn.Module):
@@ -100,8 +100,7 @@ class FactorisedCore(nn.Module):
 
     def __init__(self, spec: PeerSpec):
         super().__init__()
-        h, w = spec.height // spec.input_downsample, spec.width // spec.input_downsample
-        self.norm = DivisiveNorm(spec.channels[0], h, w, spec.norm_pool_px) if spec.normalization else None
+        self.norm = DivisiveNorm(spec.channels[0], *spec.core_hw, spec.norm_pool_px) if spec.normalization else None
         layers = []
         c_in = 1
         for c, k, kt in zip(spec.channels, spec.spatial_kernels, spec.temporal_kernels):
@@ -207,8 +206,7 @@ class PeerModel(nn.Module):
         self.rnn = ConvGRU(spec.channels[-1], spec.rnn_channels, spec.rnn_kernel, spec.rnn_reset_after,
                            spec.rnn_hidden)
         n_features = spec.rnn_channels + (sum(spec.channels) if spec.skip_features else 0)
-        in_shape = (n_features, spec.height // spec.input_downsample // spec.downsample,
-                    spec.width // spec.input_downsample // spec.downsample)
+        in_shape = (n_features, spec.core_hw[0] // spec.downsample, spec.core_hw[1] // spec.downsample)
         if HAVE_NEURALPREDICTORS:
             self.readout = FullGaussian2d(in_shape, spec.n_neurons, bias=True, gauss_type="full")
             self.shifter = MLPShifter(2, spec.shifter_hidden, spec.shifter_layers)
@@ -296,15 +294,15 @@ def time_training(spec: PeerSpec, steps: int = 3, warmup: int = 1, threads: int 
 
 def forward_flops(spec: PeerSpec) -> dict[str, float]:
     """Analytic multiply-add FLOPs (2 per MAC) of one forward pass, by layer group."""
-    px = spec.batch * spec.frames * (spec.height // spec.input_downsample) * (spec.width // spec.input_downsample)
+    h, w = spec.core_hw
+    px = spec.batch * spec.frames * h * w
     out: dict[str, float] = {}
     c_in = 1
     for i, (c, k, kt) in enumerate(zip(spec.channels, spec.spatial_kernels, spec.temporal_kernels)):
         out[f"core{i}.spatial"] = 2.0 * px * c_in * c * k * k
         out[f"core{i}.temporal"] = 2.0 * px * c * c * kt
         if i == 0 and spec.normalization:  # channel mix of the energies + separable spatial pool
-            out["core0.norm"] = 2.0 * px * c * (c + spec.height // spec.input_downsample
-                                                 + spec.width // spec.input_downsample)
+            out["core0.norm"] = 2.0 * px * c * (c + h + w)
         c_in = c
     c = spec.rnn_channels
     px = px / spec.downsample ** 2
