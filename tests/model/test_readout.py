@@ -137,3 +137,35 @@ def test_gaussian_pooling_projects_first_or_samples_channels_with_the_same_resul
     np.testing.assert_allclose(a, b, rtol=1e-5)
     for u, v in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
         np.testing.assert_allclose(u, v, rtol=1e-3, atol=1e-5)
+
+
+def test_extra_components_start_silent_and_add_a_second_subfield():
+    from twin.model.readout import ScanReadout
+
+    for pooling in (0, 3):
+        cfg = ModelConfig(core=CFG.core, readout=ReadoutConfig(pooling=pooling, init_sigma=0.1, components=2))
+        r = ScanReadout(3, 2, cfg, rng=np.random.default_rng(0))
+        r.shifter, r.modulator = None, None
+        r.mu[...] = jnp.asarray([[0.0, 0.0], [0.3, -0.2], [-0.4, 0.1]])
+        r.features[...] = jnp.asarray([[1.0, 0.0]] * 3)
+        r.bias[...] = jnp.zeros(3)
+        h, w = 41, 81
+        ys, xs = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+        # channel 0 a linear ramp in x, channel 1 one in y
+        fmap = jnp.asarray(np.stack([xs, ys], -1)[None, None], jnp.float32)
+        out, _ = r(fmap)
+        # zero extra features: the one-component readout, positions unchanged
+        np.testing.assert_allclose(np.asarray(out)[0, 0], [0.0, 0.3, -0.4], atol=1e-5)
+        assert r.extra.mu.shape == (3, 1, 2) and np.all(np.abs(np.asarray(r.extra.mu[...])) <= 1)
+        # a second subfield reading channel 1 at its own position adds its value there
+        r.extra.mu[...] = jnp.asarray([[[0.5, 0.5]], [[0.0, -0.5]], [[-0.2, 0.2]]])
+        r.extra.features[...] = jnp.asarray([[[0.0, 2.0]]] * 3)
+        out, _ = r(fmap)
+        np.testing.assert_allclose(np.asarray(out)[0, 0], [0.0 + 1.0, 0.3 - 1.0, -0.4 + 0.4], atol=1e-5)
+        # its features count in the L1 penalty
+        np.testing.assert_allclose(r.l1_penalty(), 3.0, rtol=1e-6)
+    import pytest
+
+    with pytest.raises(ValueError, match="components"):
+        ScanReadout(3, 2, ModelConfig(core=CFG.core, readout=ReadoutConfig(components=0)),
+                    rng=np.random.default_rng(0))

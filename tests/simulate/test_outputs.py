@@ -141,3 +141,19 @@ def test_truth_model_implements_the_response_model_protocol(truth):
     assert cols <= set(truth.units(truth.recording_ids()[1]).columns)
     out = truth.predict(np.full((2, 5, 18, 32), 127.5, np.float32), truth.recording_ids()[1])
     assert out.shape == (2, 5, 24) and float(out.min()) >= 0
+
+
+def test_noise_free_recordings_hold_the_planted_rates_and_validate(tiny_sim, truth, tmp_path):
+    from twin.simulate.truth import write_noise_free_recordings
+
+    rid = truth.recording_ids()[0]
+    (path,) = write_noise_free_recordings(tiny_sim, tmp_path / "nf", [rid])
+    assert [p.name for p in (tmp_path / "nf").iterdir()] == [f"{rid}.h5"]      # no temporary left
+    with open_recording(path) as ds, open_recording(tiny_sim / "recordings" / f"{rid}.h5") as noisy:
+        assert ds.attrs["response_source"].startswith("noise-free")
+        np.testing.assert_array_equal(ds.stimulus[:3].values, noisy.stimulus[:3].values)
+        np.testing.assert_array_equal(ds.running.values, noisy.running.values)
+        beh = {k: ds[k][:2].values for k in ("running", "pupil", "eye_position")}
+        expected = np.asarray(truth.predict(ds.stimulus[:2].values, rid, beh))
+        np.testing.assert_allclose(ds.response[:2].values, expected, rtol=1e-4, atol=1e-6)
+        assert not np.allclose(ds.response.values, noisy.response.values)

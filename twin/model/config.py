@@ -80,11 +80,21 @@ class ReadoutConfig:
     # Gaussian by k x k Gauss-Hermite points, the same in training and evaluation, so each
     # neuron's covariance is its learned spatial pooling extent (its RF size beyond the core's)
     pooling: int = 0
+    # Gaussian readout components per neuron: 1 is the usual readout; with 2 or more each neuron
+    # also reads extra positions (own Gaussian and feature vector each; started near the first,
+    # with zero features), summed before the output nonlinearity, for RFs with subfields at
+    # different places (the bipartite cells' texture subfield). Component 0 stays the neuron's
+    # position and feature vector for the in-silico and connectomics consumers.
+    components: int = 1
 
     def pooling_problem(self) -> str | None:
         """What ``pooling`` should be, when it is not a valid value (None when it is)."""
         ok = self.pooling == 0 or self.pooling >= 2
         return None if ok else "0 (point readout) or at least 2 Gauss-Hermite points per axis"
+
+    def components_problem(self) -> str | None:
+        """What ``components`` should be, when it is not a valid value (None when it is)."""
+        return None if self.components >= 1 else "at least 1 readout component per neuron"
 
 
 @dataclass(frozen=True)

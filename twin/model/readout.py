@@ -98,6 +98,14 @@ class MLP(nnx.Module):
         return x
 
 
+class ExtraComponents(nnx.Module):
+    """The readout's components beyond the first: positions (N, K, 2) in grid units, position
+    covariance factors (N, K, 2, 2) and feature vectors (N, K, C)."""
+
+    def __init__(self, mu: nnx.Param, chol: nnx.Param, features: nnx.Param):
+        self.mu, self.chol, self.features = mu, chol, features
+
+
 class ScanReadout(nnx.Module):
     """Everything specific to one scan: Gaussian readout (+ optional grid predictor), shifter,
     modulator and the scan's behaviour normalisation statistics."""
@@ -114,6 +122,20 @@ class ScanReadout(nnx.Module):
         self.mu = nnx.Param(jnp.asarray(mu, jnp.float32))
         self.chol = nnx.Param(jnp.asarray(np.tile(np.eye(2) * rc.init_sigma, (n_units, 1, 1)), jnp.float32))
         self.features = init_param(rng, (n_units, channels), channels)
+        if (expected := rc.components_problem()) is not None:
+            raise ValueError(f"model.readout.components: expected {expected}, got {rc.components}")
+        extra = None
+        if rc.components > 1:
+            # extra subfields: started one init_sigma from the first position in random directions,
+            # with zero features (so they begin as the one-component readout)
+            k = rc.components - 1
+            ang = rng.uniform(0, 2 * np.pi, (n_units, k))
+            start = mu[:, None, :] + rc.init_sigma * np.stack([np.cos(ang), np.sin(ang)], -1)
+            extra = ExtraComponents(
+                mu=nnx.Param(jnp.asarray(np.clip(start, -1, 1), jnp.float32)),
+                chol=nnx.Param(jnp.asarray(np.tile(np.eye(2) * rc.init_sigma, (n_units, k, 1, 1)), jnp.float32)),
+                features=nnx.Param(jnp.zeros((n_units, k, channels), jnp.float32)))
+        self.extra = extra
         # bias so that ELU(bias) + 1 starts at the unit's mean response
         mean = np.full(n_units, 1.0) if mean_response is None else np.maximum(mean_response, 1e-3)
         bias = np.where(mean >= 1, mean - 1, np.log(np.maximum(mean, 1e-3)))
@@ -167,39 +189,62 @@ class ScanReadout(nnx.Module):
 
         With ``key`` the positions are sampled from each neuron's Gaussian (one draw per clip);
         without, the mean positions are used (evaluation)."""
-        b, t, h, w, c = features.shape
+        b, t = features.shape[:2]
         beh = self.normalised_behaviour(behaviour, b, t)
-        mu = self.positions()
-        grid = jnp.broadcast_to(mu, (b, t) + mu.shape)
-        if self.pool_offsets is not None:
-            # k^2 fixed points of each neuron's Gaussian; the readout is their weighted mean
-            offs = jnp.einsum("nij,kj->nki", self.covariance_factor(), self.pool_offsets[...])   # (N, K, 2)
-            grid = (mu[:, None, :] + offs).reshape(-1, 2)
-            grid = jnp.broadcast_to(grid, (b, t) + grid.shape)
-        elif key is not None:
-            eps = jax.random.normal(key, (b, self.n_units, 2))
-            offset = jnp.einsum("nij,bnj->bni", self.covariance_factor(), eps)
-            grid = grid + offset[:, None]
-        if self.shifter is not None:
-            grid = grid + self.shifter(beh[..., 2:4])[:, :, None, :]
-        if self.pool_offsets is not None:
-            k = self.pool_weights.shape[0]
-            fmap = features.reshape(b * t, h, w, c)
-            if b * t * h * w * self.n_units <= POOL_PROJECT_MAX:
-                # project the map on every neuron's feature vector first (one matmul), then sample
-                # scalars: K x 4 gathers per neuron instead of K x 4 x C (2x faster fwd+bwd on CPU)
-                proj = jnp.einsum("mhwc,nc->mhwn", fmap, self.features[...])
-                v = bilinear_sample_per_unit(proj, grid.reshape(b * t, self.n_units, k, 2))    # (M, N, K)
-            else:
-                sampled = bilinear_sample(fmap, grid.reshape(b * t, -1, 2)).reshape(b * t, self.n_units, k, c)
-                v = jnp.einsum("mnkc,nc->mnk", sampled, self.features[...])
-            out = jnp.einsum("mnk,k->mn", v, self.pool_weights[...]).reshape(b, t, -1) + self.bias[...]
-        else:
-            sampled = bilinear_sample(features.reshape(b * t, h, w, c), grid.reshape(b * t, -1, 2))
-            out = jnp.einsum("mnc,nc->mn", sampled, self.features[...]).reshape(b, t, -1) + self.bias[...]
+        shift = None if self.shifter is None else self.shifter(beh[..., 2:4])           # (B, T, 2)
+        keys = [None] * (1 if self.extra is None else 1 + self.extra.mu.shape[1])
+        if key is not None:   # one component keeps the key itself (the runs before components)
+            keys = [key] if len(keys) == 1 else list(jax.random.split(key, len(keys)))
+        out = self._component(features, self.positions(), self.covariance_factor(), self.features[...],
+                              shift, keys[0])
+        if self.extra is not None:
+            mus = jnp.clip(self.extra.mu[...], -1.0, 1.0)
+            chols = jnp.tril(self.extra.chol[...])
+            for j in range(mus.shape[1]):
+                out = out + self._component(features, mus[:, j], chols[:, j], self.extra.features[:, j],
+                                            shift, keys[j + 1])
+        out = out + self.bias[...]
         gain = jnp.ones_like(out) if self.modulator is None else jax.nn.elu(self.modulator(beh[..., :2])) + 1.0
         return out, gain
 
+    def _component(self, features: jax.Array, mu: jax.Array, chol: jax.Array, weights: jax.Array,
+                   shift: jax.Array | None, key: jax.Array | None) -> jax.Array:
+        """One Gaussian readout component without bias: features (B, T, H, W, C), positions
+        mu (N, 2), covariance factors chol (N, 2, 2), feature vectors weights (N, C), the
+        shifter's grid shift (B, T, 2) or None -> (B, T, N)."""
+        b, t, h, w, c = features.shape
+        n = mu.shape[0]
+        grid = jnp.broadcast_to(mu, (b, t) + mu.shape)
+        if self.pool_offsets is not None:
+            # k^2 fixed points of each neuron's Gaussian; the readout is their weighted mean
+            offs = jnp.einsum("nij,kj->nki", chol, self.pool_offsets[...])   # (N, K, 2)
+            grid = (mu[:, None, :] + offs).reshape(-1, 2)
+            grid = jnp.broadcast_to(grid, (b, t) + grid.shape)
+        elif key is not None:
+            eps = jax.random.normal(key, (b, n, 2))
+            offset = jnp.einsum("nij,bnj->bni", chol, eps)
+            grid = grid + offset[:, None]
+        if shift is not None:
+            grid = grid + shift[:, :, None, :]
+        if self.pool_offsets is not None:
+            k = self.pool_weights.shape[0]
+            fmap = features.reshape(b * t, h, w, c)
+            if b * t * h * w * n <= POOL_PROJECT_MAX:
+                # project the map on every neuron's feature vector first (one matmul), then sample
+                # scalars: K x 4 gathers per neuron instead of K x 4 x C (2x faster fwd+bwd on CPU)
+                proj = jnp.einsum("mhwc,nc->mhwn", fmap, weights)
+                v = bilinear_sample_per_unit(proj, grid.reshape(b * t, n, k, 2))    # (M, N, K)
+            else:
+                sampled = bilinear_sample(fmap, grid.reshape(b * t, -1, 2)).reshape(b * t, n, k, c)
+                v = jnp.einsum("mnkc,nc->mnk", sampled, weights)
+            return jnp.einsum("mnk,k->mn", v, self.pool_weights[...]).reshape(b, t, -1)
+        sampled = bilinear_sample(features.reshape(b * t, h, w, c), grid.reshape(b * t, -1, 2))
+        return jnp.einsum("mnc,nc->mn", sampled, weights).reshape(b, t, -1)
+
     def l1_penalty(self) -> jax.Array:
-        """Mean absolute readout feature weight (per neuron sum, averaged over neurons)."""
-        return jnp.mean(jnp.sum(jnp.abs(self.features[...]), axis=-1))
+        """Mean absolute readout feature weight (per neuron sum over all components, averaged
+        over neurons)."""
+        l1 = jnp.sum(jnp.abs(self.features[...]), axis=-1)
+        if self.extra is not None:
+            l1 = l1 + jnp.sum(jnp.abs(self.extra.features[...]), axis=(-2, -1))
+        return jnp.mean(l1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -132,3 +132,41 @@ def predict_in_chunks(model: TruthModel, stimulus: np.ndarray, recording_id: str
             beh = {k: np.concatenate([v, np.repeat(v[-1:], pad, 0)]) for k, v in beh.items()}
         out.append(np.asarray(model.predict(st, recording_id, beh or None))[: sl.stop - sl.start])
     return np.concatenate(out)
+
+
+def write_noise_free_recordings(sim_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                                recording_ids: Sequence[str] | None = None, chunk: int = 16) -> list[Path]:
+    """Copies of a simulation's Recordings whose ``response`` is the planted neurons'
+    noise-free expected events per frame for the same stimuli and behaviour (every tier).
+
+    A twin trained on them (``data.recordings = [out_dir]``) and scored by ``twin evaluate
+    --truth sim_dir`` on the noisy test trials shows how close the architecture and training
+    budget can come to the truth with unlimited signal-to-noise: the ceiling its noisy-data
+    score sits under. Each file is written to a temporary name and renamed; the root attribute
+    ``response_source`` says what ``response`` holds. Returns the written paths.
+    """
+    import shutil
+
+    import h5py
+
+    from twin.io import atomic_path
+
+    sim_dir, out_dir = Path(sim_dir), Path(out_dir)
+    model = load_truth_model(sim_dir)
+    ids = list(model.recording_ids()) if recording_ids is None else [str(r) for r in recording_ids]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for rid in ids:
+        src = sim_dir / "recordings" / f"{rid}.h5"
+        if not src.is_file():
+            raise InputError(src, "file", f"the Recording of scan {rid} in the simulation folder", "no such file")
+        dst = out_dir / src.name
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+            with h5py.File(tmp, "r+") as f:
+                behaviour = {k: f[k][:] for k in ("running", "pupil", "eye_position")}
+                rate = predict_in_chunks(model, f["stimulus"], rid, behaviour, chunk=chunk)
+                f["response"][...] = rate.astype(np.float32)
+                f.attrs["response_source"] = "noise-free planted rates (twin.simulate.truth.write_noise_free_recordings)"
+        written.append(dst)
+    return written

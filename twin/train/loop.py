@@ -261,6 +261,8 @@ def train(config: TrainConfig | str | os.PathLike, out_dir: str | os.PathLike, *
         config = from_dict(TrainConfig, apply_overrides(to_dict(config), list(overrides)))
     if (expected := config.model.readout.pooling_problem()) is not None:   # before any run folder exists
         raise InputError(config_path, "model.readout.pooling", expected, repr(config.model.readout.pooling))
+    if (expected := config.model.readout.components_problem()) is not None:
+        raise InputError(config_path, "model.readout.components", expected, repr(config.model.readout.components))
     if (problem := config.model.core.kernel_problem()) is not None:
         raise InputError(config_path, f"model.core.{problem[0]}", problem[1], repr(problem[2]))
     bad = [f for f in freeze if f not in FREEZABLE]
