@@ -162,6 +162,11 @@ def test_extra_components_start_silent_and_add_a_second_subfield():
         r.extra.features[...] = jnp.asarray([[[0.0, 2.0]]] * 3)
         out, _ = r(fmap)
         np.testing.assert_allclose(np.asarray(out)[0, 0], [0.0 + 1.0, 0.3 - 1.0, -0.4 + 0.4], atol=1e-5)
+        # training mode (sampled positions) with no spread reads the same points
+        r.chol[...] = jnp.zeros_like(r.chol[...])
+        r.extra.chol[...] = jnp.zeros_like(r.extra.chol[...])
+        sampled, _ = r(fmap, key=jax.random.key(0))
+        np.testing.assert_allclose(np.asarray(sampled)[0, 0], [1.0, -0.7, 0.0], atol=1e-5)
         # its features count in the L1 penalty
         np.testing.assert_allclose(r.l1_penalty(), 3.0, rtol=1e-6)
     import pytest

@@ -192,26 +192,26 @@ class ScanReadout(nnx.Module):
         b, t = features.shape[:2]
         beh = self.normalised_behaviour(behaviour, b, t)
         shift = None if self.shifter is None else self.shifter(beh[..., 2:4])           # (B, T, 2)
-        keys = [None] * (1 if self.extra is None else 1 + self.extra.mu.shape[1])
-        if key is not None:   # one component keeps the key itself (the runs before components)
-            keys = [key] if len(keys) == 1 else list(jax.random.split(key, len(keys)))
-        out = self._component(features, self.positions(), self.covariance_factor(), self.features[...],
-                              shift, keys[0])
+        mu, chol, weights = self.positions(), self.covariance_factor(), self.features[...]
         if self.extra is not None:
-            mus = jnp.clip(self.extra.mu[...], -1.0, 1.0)
-            chols = jnp.tril(self.extra.chol[...])
-            for j in range(mus.shape[1]):
-                out = out + self._component(features, mus[:, j], chols[:, j], self.extra.features[:, j],
-                                            shift, keys[j + 1])
+            # every component as one more readout point of the same neuron: one projection and one
+            # gather for all of them, rows ordered (neuron, component), summed per neuron
+            n, c = weights.shape
+            mu = jnp.concatenate([mu[:, None], jnp.clip(self.extra.mu[...], -1.0, 1.0)], 1).reshape(-1, 2)
+            chol = jnp.concatenate([chol[:, None], jnp.tril(self.extra.chol[...])], 1).reshape(-1, 2, 2)
+            weights = jnp.concatenate([weights[:, None], self.extra.features[...]], 1).reshape(-1, c)
+        out = self._component(features, mu, chol, weights, shift, key)
+        if self.extra is not None:
+            out = out.reshape(b, t, n, -1).sum(-1)
         out = out + self.bias[...]
         gain = jnp.ones_like(out) if self.modulator is None else jax.nn.elu(self.modulator(beh[..., :2])) + 1.0
         return out, gain
 
     def _component(self, features: jax.Array, mu: jax.Array, chol: jax.Array, weights: jax.Array,
                    shift: jax.Array | None, key: jax.Array | None) -> jax.Array:
-        """One Gaussian readout component without bias: features (B, T, H, W, C), positions
-        mu (N, 2), covariance factors chol (N, 2, 2), feature vectors weights (N, C), the
-        shifter's grid shift (B, T, 2) or None -> (B, T, N)."""
+        """Gaussian readout points without bias: features (B, T, H, W, C), positions mu (N, 2),
+        covariance factors chol (N, 2, 2), feature vectors weights (N, C), the shifter's grid
+        shift (B, T, 2) or None -> (B, T, N)."""
         b, t, h, w, c = features.shape
         n = mu.shape[0]
         grid = jnp.broadcast_to(mu, (b, t) + mu.shape)
