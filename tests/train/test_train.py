@@ -87,6 +87,16 @@ def test_loaded_twin_is_a_differentiable_response_model(base_run):
         m.predict(stim, "nope-1-1")
 
 
+def test_readout_features_sum_the_components(rec_dir, tmp_path):
+    cfg = tiny_config(rec_dir, steps=2, eval_every=2)
+    cfg = replace(cfg, model=replace(cfg.model, readout=replace(cfg.model.readout, components=2)))
+    m = load_model(train(cfg, tmp_path / "two", progress=False))
+    ro = m.model.readouts["7-1-1"]
+    f0, f1 = np.asarray(ro.features[...]), np.asarray(ro.extra.features[...])
+    assert f1.shape == (5, 1, 3) and float(np.abs(f1).max()) > 0   # trained away from the zero start
+    np.testing.assert_allclose(m.readout_features("7-1-1"), f0 + f1[:, 0], rtol=1e-6)
+
+
 def test_transfer_keeps_the_core_frozen_and_fits_new_readouts(rec_dir, base_run, tmp_path):
     out = train(tiny_config(rec_dir, include=("7-1-3",)), tmp_path / "transfer", from_run=base_run,
                 freeze=("core",), progress=False)
