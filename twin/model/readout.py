@@ -241,6 +241,12 @@ class ScanReadout(nnx.Module):
         sampled = bilinear_sample(features.reshape(b * t, h, w, c), grid.reshape(b * t, -1, 2))
         return jnp.einsum("mnc,nc->mn", sampled, weights).reshape(b, t, -1)
 
+    def net_features(self) -> jax.Array:
+        """(N, C) each neuron's net weight on each core channel: the feature vectors of all its
+        components summed (component 0's alone when ``components`` is 1)."""
+        f = self.features[...]
+        return f if self.extra is None else f + jnp.sum(self.extra.features[...], axis=1)
+
     def l1_penalty(self) -> jax.Array:
         """Mean absolute readout feature weight (per neuron sum over all components, averaged
         over neurons)."""

@@ -121,15 +121,12 @@ class TwinResponseModel:
     def readout_features(self, recording_id: str) -> np.ndarray:
         """(N, C) readout feature vectors (weights over the shared core's channels). With several
         readout components per neuron (``model.readout.components``) their feature vectors are
-        summed: the neuron's net weight on each channel. On the default mouse the sum's pairwise
-        cosines correlate r = 0.32 with the planted neurons' signal correlations, component 0's
-        alone 0.25-0.26 (the second component carries ~0.8 of the first's norm)."""
+        summed (``ScanReadout.net_features``): the neuron's net weight on each channel. On the
+        default mouse the sum's pairwise cosines correlate r = 0.32 with the planted neurons'
+        signal correlations, component 0's alone 0.25-0.26 (the second component carries ~0.8 of
+        the first's norm)."""
         self._check(recording_id)
-        ro = self.model.readouts[recording_id]
-        f = np.asarray(ro.features[...])
-        if getattr(ro, "extra", None) is not None:
-            f = f + np.asarray(ro.extra.features[...]).sum(1)
-        return f
+        return np.asarray(self.model.readouts[recording_id].net_features())
 
 
 class EnsembleResponseModel:
