@@ -174,3 +174,58 @@ def test_extra_components_start_silent_and_add_a_second_subfield():
     with pytest.raises(ValueError, match="components"):
         ScanReadout(3, 2, ModelConfig(core=CFG.core, readout=ReadoutConfig(components=0)),
                     rng=np.random.default_rng(0))
+
+
+def test_weight_patch_reads_the_map_around_the_position_and_moves_with_it():
+    from twin.model.readout import ScanReadout
+
+    cfg = ModelConfig(core=CFG.core, readout=ReadoutConfig(mask=5, mask_init_sigma=1.0, components=2))
+    r = ScanReadout(3, 2, cfg, rng=np.random.default_rng(0))
+    r.shifter, r.modulator = None, None
+    r.mu[...] = jnp.asarray([[0.0, 0.0], [0.3, -0.2], [-0.4, 0.1]])
+    r.features[...] = jnp.asarray([[1.0, 0.0]] * 3)
+    r.bias[...] = jnp.zeros(3)
+    h, w = 41, 81
+    ys, xs = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    fmap = jnp.asarray(np.stack([xs, ys], -1)[None, None], jnp.float32)
+    # the starting weights are a symmetric Gaussian summing to 1: on a ramp, the value at the position
+    np.testing.assert_allclose(np.asarray(r.mask_weights[...]).sum(-1), 1.0, rtol=1e-6)
+    out, _ = r(fmap)
+    np.testing.assert_allclose(np.asarray(out)[0, 0], [0.0, 0.3, -0.4], atol=1e-5)
+    # one weight two pixels right of the centre (signed): -1 x the ramp there
+    wts = np.zeros((3, 25))
+    wts[:, 2 * 5 + 4] = -1.0
+    r.mask_weights[...] = jnp.asarray(wts, jnp.float32)
+    px = 2.0 / (w - 1)
+    out, _ = r(fmap)
+    np.testing.assert_allclose(np.asarray(out)[0, 0], -(np.array([0.0, 0.3, -0.4]) + 2 * px), atol=1e-5)
+    # the extra (Gaussian) component still adds its own subfield
+    r.extra.mu[...] = jnp.asarray([[[0.5, 0.5]], [[0.0, -0.5]], [[-0.2, 0.2]]])
+    r.extra.features[...] = jnp.asarray([[[0.0, 2.0]]] * 3)
+    out2, _ = r(fmap)
+    np.testing.assert_allclose(np.asarray(out2 - out)[0, 0], [1.0, -1.0, 0.4], atol=1e-5)
+    # a shift of the grid (eye movement) moves the patch with it, as it moves a Gaussian readout
+    wts[:] = 0.0
+    wts[:, 12] = 1.0
+    r.mask_weights[...] = jnp.asarray(wts, jnp.float32)
+    shift = jnp.full((1, 1, 2), 0.1)
+    np.testing.assert_allclose(np.asarray(r._masked(fmap, r.positions(), r.features[...], shift))[0, 0],
+                               np.array([0.0, 0.3, -0.4]) + 0.1, atol=1e-5)
+    # points off the map read zero; the position keeps a gradient through the patch
+    r.mu[...] = jnp.asarray([[1.0, 0.0], [0.3, -0.2], [-0.4, 0.1]])
+    wts[0, 12], wts[0, 14] = 0.0, 1.0
+    r.mask_weights[...] = jnp.asarray(wts, jnp.float32)
+    np.testing.assert_allclose(np.asarray(r._masked(fmap, r.positions(), r.features[...], None))[0, 0, 0], 0.0)
+    r.mu[...] = jnp.asarray([[0.013, 0.0], [0.3, -0.2], [-0.4, 0.1]])
+
+    def f(mod):
+        return jnp.sum(mod._masked(fmap, mod.positions(), mod.features[...], None))
+
+    g = nnx.grad(f)(r)
+    np.testing.assert_allclose(np.asarray(g["mu"][...])[:, 0], 1.0, rtol=1e-4)
+    np.testing.assert_allclose(r.mask_penalty(), 1.0, rtol=1e-6)
+    import pytest
+
+    for bad in (2, 1, -3):
+        with pytest.raises(ValueError, match="mask"):
+            ScanReadout(3, 2, ModelConfig(core=CFG.core, readout=ReadoutConfig(mask=bad)), rng=np.random.default_rng(0))

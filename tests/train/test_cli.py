@@ -49,6 +49,15 @@ def test_a_one_point_gaussian_pooling_is_a_one_line_error_naming_the_key(tmp_pat
     assert not (tmp_path / "run").exists()
 
 
+def test_an_even_weight_patch_is_a_one_line_error_naming_the_key(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[model.readout]\nmask = 4\n")
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.readout.mask" in err[0] and "odd" in err[0] and "c.toml" in err[0]
+    assert not (tmp_path / "run").exists()
+
+
 def test_an_even_gru_hidden_kernel_is_a_one_line_error_naming_the_key(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text("[model.core]\ngru_hidden_kernel = 2\n")

@@ -97,6 +97,19 @@ def test_readout_features_sum_the_components(rec_dir, tmp_path):
     np.testing.assert_allclose(m.readout_features("7-1-1"), f0 + f1[:, 0], rtol=1e-6)
 
 
+def test_weight_patches_train_save_and_reload(rec_dir, tmp_path):
+    cfg = tiny_config(rec_dir, steps=2, eval_every=2)
+    cfg = replace(cfg, model=replace(cfg.model, readout=replace(cfg.model.readout, mask=3, mask_l1=0.1)))
+    m = load_model(train(cfg, tmp_path / "patch", progress=False))
+    w = np.asarray(m.model.readouts["7-1-1"].mask_weights[...])
+    start = np.exp(-np.array([2, 1, 2, 1, 0, 1, 2, 1, 2]) / 2.0)
+    assert w.shape == (5, 9) and not np.allclose(w, start / start.sum(), atol=1e-6)   # trained and restored
+    lines = [json.loads(ln) for ln in (tmp_path / "patch" / "metrics.jsonl").read_text().splitlines()]
+    plain = replace(cfg, model=replace(cfg.model, readout=replace(cfg.model.readout, mask=0, mask_l1=0.0)))
+    ref = [json.loads(ln) for ln in (train(plain, tmp_path / "plain", progress=False) / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["reg"] > ref[0]["reg"]     # the patches' L1 is in the regulariser
+
+
 def test_transfer_keeps_the_core_frozen_and_fits_new_readouts(rec_dir, base_run, tmp_path):
     out = train(tiny_config(rec_dir, include=("7-1-3",)), tmp_path / "transfer", from_run=base_run,
                 freeze=("core",), progress=False)

@@ -86,6 +86,21 @@ class ReadoutConfig:
     # different places (the bipartite cells' texture subfield). Component 0 stays the neuron's
     # position and feature vector for the in-silico and connectomics consumers.
     components: int = 1
+    # 0: off. k (odd, >= 3): component 0 reads its neuron's projected feature map (features .
+    # feature vector) over a k x k patch of feature-map pixels centred on its position, with
+    # learned per-neuron weights (started at the position Gaussian's weights, init_sigma) instead of
+    # a Gaussian: a localised form of the factorised readout (Klindt et al. 2017). Signed weights
+    # can extend a phase-sensitive channel coherently over a larger RF or add a surround, which a
+    # Gaussian average cannot. Patch points off the map read zero. ``mask_l1`` weights the L1
+    # penalty on the patch weights (mean over neurons of their absolute sum; 1 at the start).
+    mask: int = 0
+    mask_init_sigma: float = 1.0   # s.d. (feature pixels) of the Gaussian the patch weights start as
+    mask_l1: float = 0.0
+
+    def mask_problem(self) -> str | None:
+        """What ``mask`` should be, when it is not a valid value (None when it is)."""
+        ok = self.mask == 0 or (self.mask >= 3 and self.mask % 2 == 1)
+        return None if ok else "0 (Gaussian component 0) or an odd patch size of at least 3 feature pixels"
 
     def pooling_problem(self) -> str | None:
         """What ``pooling`` should be, when it is not a valid value (None when it is)."""

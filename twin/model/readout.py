@@ -163,6 +163,14 @@ class ScanReadout(nnx.Module):
             offsets = Const(jnp.asarray(np.sqrt(2.0) * np.stack([gx.ravel(), gy.ravel()], -1), jnp.float32))
             weights = Const(jnp.asarray(np.outer(w, w).ravel() / np.pi, jnp.float32))
         self.pool_offsets, self.pool_weights = offsets, weights
+        if (expected := rc.mask_problem()) is not None:
+            raise ValueError(f"model.readout.mask: expected {expected}, got {rc.mask}")
+        mask = None
+        if rc.mask:
+            r = np.arange(rc.mask) - rc.mask // 2
+            g = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * rc.mask_init_sigma ** 2))
+            mask = nnx.Param(jnp.asarray(np.tile((g / g.sum()).ravel(), (n_units, 1)), jnp.float32))
+        self.mask_weights = mask
 
     def positions(self) -> jax.Array:
         """Mean readout positions (N, 2) in grid units [-1, 1] (x, y)."""
@@ -193,6 +201,18 @@ class ScanReadout(nnx.Module):
         beh = self.normalised_behaviour(behaviour, b, t)
         shift = None if self.shifter is None else self.shifter(beh[..., 2:4])           # (B, T, 2)
         mu, chol, weights = self.positions(), self.covariance_factor(), self.features[...]
+        if self.mask_weights is not None:
+            # component 0 through its weight patch; any extra components as Gaussians
+            out = self._masked(features, mu, weights, shift)
+            if self.extra is not None:
+                n, c = weights.shape
+                extra = self._component(features, jnp.clip(self.extra.mu[...], -1.0, 1.0).reshape(-1, 2),
+                                        jnp.tril(self.extra.chol[...]).reshape(-1, 2, 2),
+                                        self.extra.features[...].reshape(-1, c), shift, key)
+                out = out + extra.reshape(b, t, n, -1).sum(-1)
+            out = out + self.bias[...]
+            gain = jnp.ones_like(out) if self.modulator is None else jax.nn.elu(self.modulator(beh[..., :2])) + 1.0
+            return out, gain
         if self.extra is not None:
             # every component as one more readout point of the same neuron: one projection and one
             # gather for all of them, rows ordered (neuron, component), summed per neuron
@@ -240,6 +260,47 @@ class ScanReadout(nnx.Module):
             return jnp.einsum("mnk,k->mn", v, self.pool_weights[...]).reshape(b, t, -1)
         sampled = bilinear_sample(features.reshape(b * t, h, w, c), grid.reshape(b * t, -1, 2))
         return jnp.einsum("mnc,nc->mn", sampled, weights).reshape(b, t, -1)
+
+    def dense_mask(self, h: int, w: int) -> jax.Array:
+        """(N, h, w) each neuron's patch weights placed on an h x w feature map around its position
+        (bilinearly between pixels, so the position keeps its gradient); points off the map dropped."""
+        n, kk = self.mask_weights.shape
+        k = int(round(np.sqrt(kk)))
+        mu = self.positions()
+        px = (jnp.clip(mu[:, 0], -1, 1) + 1) * 0.5 * (w - 1)
+        py = (jnp.clip(mu[:, 1], -1, 1) + 1) * 0.5 * (h - 1)
+        x0, y0 = jnp.floor(px), jnp.floor(py)
+        fx, fy = px - x0, py - y0
+        off = jnp.arange(k, dtype=jnp.int32) - k // 2
+        wts = self.mask_weights[...].reshape(n, k, k)
+        unit = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32)[:, None, None], (n, k, k))
+        dense = jnp.zeros((n, h, w), wts.dtype)
+        for dy, dx, cw in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)), (1, 0, (1 - fx) * fy), (1, 1, fx * fy)):
+            yy = jnp.broadcast_to(y0.astype(jnp.int32)[:, None, None] + off[None, :, None] + dy, (n, k, k))
+            xx = jnp.broadcast_to(x0.astype(jnp.int32)[:, None, None] + off[None, None, :] + dx, (n, k, k))
+            ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+            vals = jnp.where(ok, wts * cw[:, None, None], 0.0)
+            dense = dense.at[unit, jnp.clip(yy, 0, h - 1), jnp.clip(xx, 0, w - 1)].add(vals)
+        return dense
+
+    def _masked(self, features: jax.Array, mu: jax.Array, weights: jax.Array, shift: jax.Array | None) -> jax.Array:
+        """Component 0 through the weight patches: features (B, T, H, W, C) -> (B, T, N)."""
+        b, t, h, w, c = features.shape
+        fmap = features.reshape(b * t, h, w, c)
+        if shift is not None:
+            # the map resampled at every pixel + the frame's shift: reading it at the position is
+            # reading the original at position + shift, as the Gaussian readout does
+            gx, gy = jnp.meshgrid(jnp.linspace(-1.0, 1.0, w), jnp.linspace(-1.0, 1.0, h))
+            grid = jnp.stack([gx, gy], -1).reshape(1, h * w, 2) + shift.reshape(b * t, 1, 2)
+            fmap = bilinear_sample(fmap, grid).reshape(b * t, h, w, c)
+        out = jnp.einsum("mhwc,nc,nhw->mn", fmap, weights, self.dense_mask(h, w), optimize=True)
+        return out.reshape(b, t, -1)
+
+    def mask_penalty(self) -> jax.Array:
+        """Mean over neurons of the absolute sum of their patch weights (0 without a mask)."""
+        if self.mask_weights is None:
+            return jnp.zeros(())
+        return jnp.mean(jnp.sum(jnp.abs(self.mask_weights[...]), axis=-1))
 
     def net_features(self) -> jax.Array:
         """(N, C) each neuron's net weight on each core channel: the feature vectors of all its

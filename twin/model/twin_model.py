@@ -73,9 +73,12 @@ class TwinModel(nnx.Module):
                  behaviour: Mapping[str, jax.Array] | None = None, key: jax.Array | None = None) -> jax.Array:
         return self.readout(self.features(stimulus), recording_id, behaviour, key)
 
-    def regulariser(self, readout_l1: float, laplace: float) -> jax.Array:
-        """Laplacian smoothness of first-layer filters + L1 of all scans' readout features."""
+    def regulariser(self, readout_l1: float, laplace: float, mask_l1: float = 0.0) -> jax.Array:
+        """Laplacian smoothness of first-layer filters + L1 of all scans' readout features (and of
+        their weight patches, with ``model.readout.mask``)."""
         total = laplace * self.core.laplace_penalty()
         for r in self.readouts.values():
             total = total + readout_l1 * r.l1_penalty()
+            if mask_l1:
+                total = total + mask_l1 * r.mask_penalty()
         return total

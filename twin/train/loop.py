@@ -166,7 +166,8 @@ class Trainer:
                                 None if self.weights is None else self.weights[r])
             total = total + parts[r]
         mc = self.cfg.model
-        reg = model.regulariser(mc.readout.feature_l1, 0.0 if "core" in self.freeze else mc.core.laplace_weight)
+        reg = model.regulariser(mc.readout.feature_l1, 0.0 if "core" in self.freeze else mc.core.laplace_weight,
+                                mc.readout.mask_l1)
         return total + reg, {"poisson": total, "reg": reg}
 
     def _step_fn(self, params, opt_state, batches, key, lr):
@@ -261,6 +262,8 @@ def train(config: TrainConfig | str | os.PathLike, out_dir: str | os.PathLike, *
         config = from_dict(TrainConfig, apply_overrides(to_dict(config), list(overrides)))
     if (expected := config.model.readout.pooling_problem()) is not None:   # before any run folder exists
         raise InputError(config_path, "model.readout.pooling", expected, repr(config.model.readout.pooling))
+    if (expected := config.model.readout.mask_problem()) is not None:
+        raise InputError(config_path, "model.readout.mask", expected, repr(config.model.readout.mask))
     if (expected := config.model.readout.components_problem()) is not None:
         raise InputError(config_path, "model.readout.components", expected, repr(config.model.readout.components))
     if (problem := config.model.core.kernel_problem()) is not None:
