@@ -88,8 +88,9 @@ class ReadoutConfig:
     components: int = 1
     # 0: off. k (odd, >= 3): component 0 reads its neuron's projected feature map (features .
     # feature vector) over a k x k patch of feature-map pixels centred on its position, with
-    # learned per-neuron weights (started at the position Gaussian's weights, init_sigma) instead of
-    # a Gaussian: a localised form of the factorised readout (Klindt et al. 2017). Signed weights
+    # learned per-neuron weights (started as a Gaussian of ``mask_init_sigma``) instead of the
+    # position Gaussian: a localised form of the factorised readout (Klindt et al. 2017). The
+    # position still moves the patch (and is what positions() reports). Signed weights
     # can extend a phase-sensitive channel coherently over a larger RF or add a surround, which a
     # Gaussian average cannot. Patch points off the map read zero. ``mask_l1`` weights the L1
     # penalty on the patch weights (mean over neurons of their absolute sum; 1 at the start).

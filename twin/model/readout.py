@@ -179,7 +179,8 @@ class ScanReadout(nnx.Module):
         return jnp.clip(self.mu[...], -1.0, 1.0)
 
     def covariance_factor(self) -> jax.Array:
-        """Lower-triangular factor L (N, 2, 2) of each neuron's position covariance L L^T."""
+        """Lower-triangular factor L (N, 2, 2) of each neuron's position covariance L L^T (with
+        ``model.readout.mask`` component 0 reads a weight patch instead and this stays unused)."""
         return jnp.tril(self.chol[...])
 
     def normalised_behaviour(self, behaviour: dict | None, b: int, t: int) -> jax.Array:
@@ -261,12 +262,12 @@ class ScanReadout(nnx.Module):
         sampled = bilinear_sample(features.reshape(b * t, h, w, c), grid.reshape(b * t, -1, 2))
         return jnp.einsum("mnc,nc->mn", sampled, weights).reshape(b, t, -1)
 
-    def dense_mask(self, h: int, w: int) -> jax.Array:
+    def dense_mask(self, mu: jax.Array, h: int, w: int) -> jax.Array:
         """(N, h, w) each neuron's patch weights placed on an h x w feature map around its position
-        (bilinearly between pixels, so the position keeps its gradient); points off the map dropped."""
+        ``mu`` (N, 2) (bilinearly between pixels, so the position keeps its gradient); points off
+        the map dropped."""
         n, kk = self.mask_weights.shape
         k = int(round(np.sqrt(kk)))
-        mu = self.positions()
         px = (jnp.clip(mu[:, 0], -1, 1) + 1) * 0.5 * (w - 1)
         py = (jnp.clip(mu[:, 1], -1, 1) + 1) * 0.5 * (h - 1)
         x0, y0 = jnp.floor(px), jnp.floor(py)
@@ -293,8 +294,10 @@ class ScanReadout(nnx.Module):
             gx, gy = jnp.meshgrid(jnp.linspace(-1.0, 1.0, w), jnp.linspace(-1.0, 1.0, h))
             grid = jnp.stack([gx, gy], -1).reshape(1, h * w, 2) + shift.reshape(b * t, 1, 2)
             fmap = bilinear_sample(fmap, grid).reshape(b * t, h, w, c)
-        out = jnp.einsum("mhwc,nc,nhw->mn", fmap, weights, self.dense_mask(h, w), optimize=True)
-        return out.reshape(b, t, -1)
+        # patch-weighted channels first: (frames, neurons, channels) stays small where the
+        # projected maps (frames, H, W, neurons) would not (8,000 neurons on 36 x 64 maps)
+        pooled = jnp.einsum("mhwc,nhw->mnc", fmap, self.dense_mask(mu, h, w))
+        return jnp.einsum("mnc,nc->mn", pooled, weights).reshape(b, t, -1)
 
     def mask_penalty(self) -> jax.Array:
         """Mean over neurons of the absolute sum of their patch weights (0 without a mask)."""
