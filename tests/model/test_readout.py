@@ -139,20 +139,26 @@ def test_gaussian_pooling_projects_first_or_samples_channels_with_the_same_resul
         np.testing.assert_allclose(u, v, rtol=1e-3, atol=1e-5)
 
 
+def _ramp_readout(rc: ReadoutConfig):
+    """A 3-neuron, 2-channel readout (no shifter or modulator, zero bias, features [1, 0]) at
+    positions (0, 0), (0.3, -0.2), (-0.4, 0.1), and a 41 x 81 map whose channel 0 is a linear ramp
+    in x and channel 1 one in y (grid units)."""
+    from twin.model.readout import ScanReadout
+
+    r = ScanReadout(3, 2, ModelConfig(core=CFG.core, readout=rc), rng=np.random.default_rng(0))
+    r.shifter, r.modulator = None, None
+    r.mu[...] = jnp.asarray([[0.0, 0.0], [0.3, -0.2], [-0.4, 0.1]])
+    r.features[...] = jnp.asarray([[1.0, 0.0]] * 3)
+    r.bias[...] = jnp.zeros(3)
+    ys, xs = np.meshgrid(np.linspace(-1, 1, 41), np.linspace(-1, 1, 81), indexing="ij")
+    return r, jnp.asarray(np.stack([xs, ys], -1)[None, None], jnp.float32)
+
+
 def test_extra_components_start_silent_and_add_a_second_subfield():
     from twin.model.readout import ScanReadout
 
     for pooling in (0, 3):
-        cfg = ModelConfig(core=CFG.core, readout=ReadoutConfig(pooling=pooling, init_sigma=0.1, components=2))
-        r = ScanReadout(3, 2, cfg, rng=np.random.default_rng(0))
-        r.shifter, r.modulator = None, None
-        r.mu[...] = jnp.asarray([[0.0, 0.0], [0.3, -0.2], [-0.4, 0.1]])
-        r.features[...] = jnp.asarray([[1.0, 0.0]] * 3)
-        r.bias[...] = jnp.zeros(3)
-        h, w = 41, 81
-        ys, xs = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
-        # channel 0 a linear ramp in x, channel 1 one in y
-        fmap = jnp.asarray(np.stack([xs, ys], -1)[None, None], jnp.float32)
+        r, fmap = _ramp_readout(ReadoutConfig(pooling=pooling, init_sigma=0.1, components=2))
         out, _ = r(fmap)
         # zero extra features: the one-component readout, positions unchanged
         np.testing.assert_allclose(np.asarray(out)[0, 0], [0.0, 0.3, -0.4], atol=1e-5)
@@ -179,15 +185,8 @@ def test_extra_components_start_silent_and_add_a_second_subfield():
 def test_weight_patch_reads_the_map_around_the_position_and_moves_with_it():
     from twin.model.readout import ScanReadout
 
-    cfg = ModelConfig(core=CFG.core, readout=ReadoutConfig(mask=5, mask_init_sigma=1.0, components=2))
-    r = ScanReadout(3, 2, cfg, rng=np.random.default_rng(0))
-    r.shifter, r.modulator = None, None
-    r.mu[...] = jnp.asarray([[0.0, 0.0], [0.3, -0.2], [-0.4, 0.1]])
-    r.features[...] = jnp.asarray([[1.0, 0.0]] * 3)
-    r.bias[...] = jnp.zeros(3)
-    h, w = 41, 81
-    ys, xs = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
-    fmap = jnp.asarray(np.stack([xs, ys], -1)[None, None], jnp.float32)
+    r, fmap = _ramp_readout(ReadoutConfig(mask=5, mask_init_sigma=1.0, components=2))
+    w = fmap.shape[3]
     # the starting weights are a symmetric Gaussian summing to 1: on a ramp, the value at the position
     np.testing.assert_allclose(np.asarray(r.mask_weights[...]).sum(-1), 1.0, rtol=1e-6)
     out, _ = r(fmap)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from twin.cli import main
 
 
@@ -40,28 +42,15 @@ def test_bad_seeds_and_freeze_values_are_input_errors(tmp_path, capsys):
     assert main(["train", str(cfg), "--out", str(tmp_path / "r"), "--freeze", "everything"]) == 2
 
 
-def test_a_one_point_gaussian_pooling_is_a_one_line_error_naming_the_key(tmp_path, capsys):
+@pytest.mark.parametrize("toml, key, word", [
+    ("[model.readout]\npooling = 1\n", "model.readout.pooling", "points"),
+    ("[model.readout]\nmask = 4\n", "model.readout.mask", "odd"),
+    ("[model.core]\ngru_hidden_kernel = 2\n", "model.core.gru_hidden_kernel", "odd"),
+])
+def test_a_bad_model_size_is_a_one_line_error_naming_the_key(tmp_path, capsys, toml, key, word):
     cfg = tmp_path / "c.toml"
-    cfg.write_text("[model.readout]\npooling = 1\n")
+    cfg.write_text(toml)
     assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "model.readout.pooling" in err[0] and "c.toml" in err[0]
-    assert not (tmp_path / "run").exists()
-
-
-def test_an_even_weight_patch_is_a_one_line_error_naming_the_key(tmp_path, capsys):
-    cfg = tmp_path / "c.toml"
-    cfg.write_text("[model.readout]\nmask = 4\n")
-    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "model.readout.mask" in err[0] and "odd" in err[0] and "c.toml" in err[0]
-    assert not (tmp_path / "run").exists()
-
-
-def test_an_even_gru_hidden_kernel_is_a_one_line_error_naming_the_key(tmp_path, capsys):
-    cfg = tmp_path / "c.toml"
-    cfg.write_text("[model.core]\ngru_hidden_kernel = 2\n")
-    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "model.core.gru_hidden_kernel" in err[0] and "odd" in err[0] and "c.toml" in err[0]
+    assert len(err) == 1 and key in err[0] and word in err[0] and "c.toml" in err[0]
     assert not (tmp_path / "run").exists()

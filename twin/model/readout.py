@@ -202,28 +202,19 @@ class ScanReadout(nnx.Module):
         beh = self.normalised_behaviour(behaviour, b, t)
         shift = None if self.shifter is None else self.shifter(beh[..., 2:4])           # (B, T, 2)
         mu, chol, weights = self.positions(), self.covariance_factor(), self.features[...]
-        if self.mask_weights is not None:
-            # component 0 through its weight patch; any extra components as Gaussians
-            out = self._masked(features, mu, weights, shift)
-            if self.extra is not None:
-                n, c = weights.shape
-                extra = self._component(features, jnp.clip(self.extra.mu[...], -1.0, 1.0).reshape(-1, 2),
-                                        jnp.tril(self.extra.chol[...]).reshape(-1, 2, 2),
-                                        self.extra.features[...].reshape(-1, c), shift, key)
-                out = out + extra.reshape(b, t, n, -1).sum(-1)
-            out = out + self.bias[...]
-            gain = jnp.ones_like(out) if self.modulator is None else jax.nn.elu(self.modulator(beh[..., :2])) + 1.0
-            return out, gain
+        n, c = weights.shape
+        # Gaussian components as extra readout points of the same neuron: one projection and one
+        # gather for all of them, rows ordered (neuron, component), summed per neuron. Component 0
+        # is among them unless it reads a weight patch.
+        gauss = [] if self.mask_weights is not None else [(mu[:, None], chol[:, None], weights[:, None])]
         if self.extra is not None:
-            # every component as one more readout point of the same neuron: one projection and one
-            # gather for all of them, rows ordered (neuron, component), summed per neuron
-            n, c = weights.shape
-            mu = jnp.concatenate([mu[:, None], jnp.clip(self.extra.mu[...], -1.0, 1.0)], 1).reshape(-1, 2)
-            chol = jnp.concatenate([chol[:, None], jnp.tril(self.extra.chol[...])], 1).reshape(-1, 2, 2)
-            weights = jnp.concatenate([weights[:, None], self.extra.features[...]], 1).reshape(-1, c)
-        out = self._component(features, mu, chol, weights, shift, key)
-        if self.extra is not None:
-            out = out.reshape(b, t, n, -1).sum(-1)
+            gauss.append((jnp.clip(self.extra.mu[...], -1.0, 1.0), jnp.tril(self.extra.chol[...]),
+                          self.extra.features[...]))
+        out = 0.0 if self.mask_weights is None else self._masked(features, mu, weights, shift)
+        if gauss:
+            gm, gc, gw = (jnp.concatenate(parts, 1) for parts in zip(*gauss))
+            pts = self._component(features, gm.reshape(-1, 2), gc.reshape(-1, 2, 2), gw.reshape(-1, c), shift, key)
+            out = out + pts.reshape(b, t, n, -1).sum(-1)
         out = out + self.bias[...]
         gain = jnp.ones_like(out) if self.modulator is None else jax.nn.elu(self.modulator(beh[..., :2])) + 1.0
         return out, gain
