@@ -104,10 +104,13 @@ def test_weight_patches_train_save_and_reload(rec_dir, tmp_path):
     w = np.asarray(m.model.readouts["7-1-1"].mask_weights[...])
     start = np.exp(-np.array([2, 1, 2, 1, 0, 1, 2, 1, 2]) / 2.0)
     assert w.shape == (5, 9) and not np.allclose(w, start / start.sum(), atol=1e-6)   # trained and restored
+    assert np.isnan(m.readout_covariance("7-1-1")).all()   # no Gaussian to report for a patch
     lines = [json.loads(ln) for ln in (tmp_path / "patch" / "metrics.jsonl").read_text().splitlines()]
     plain = replace(cfg, model=replace(cfg.model, readout=replace(cfg.model.readout, mask=0, mask_l1=0.0)))
     ref = [json.loads(ln) for ln in (train(plain, tmp_path / "plain", progress=False) / "metrics.jsonl").read_text().splitlines()]
     assert lines[0]["reg"] > ref[0]["reg"]     # the patches' L1 is in the regulariser
+    cov = load_model(tmp_path / "plain").readout_covariance("7-1-1")
+    assert cov.shape == (5, 2, 2) and np.isfinite(cov).all() and (np.linalg.eigvalsh(cov) > 0).all()
 
 
 def test_transfer_keeps_the_core_frozen_and_fits_new_readouts(rec_dir, base_run, tmp_path):

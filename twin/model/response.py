@@ -113,10 +113,14 @@ class TwinResponseModel:
         return np.stack([to_deg(mu[:, 0], w), -to_deg(mu[:, 1], h)], -1)   # elevation: up positive
 
     def readout_covariance(self, recording_id: str) -> np.ndarray:
-        """(N, 2, 2) covariance of each neuron's readout Gaussian, in grid units squared."""
+        """(N, 2, 2) covariance of each neuron's readout Gaussian, in grid units squared; NaN when
+        component 0 reads a weight patch (``model.readout.mask``), which has no Gaussian (its
+        covariance parameters stay at their start and mean nothing)."""
         self._check(recording_id)
-        lo = np.asarray(self.model.readouts[recording_id].covariance_factor())
-        return lo @ np.swapaxes(lo, -1, -2)
+        readout = self.model.readouts[recording_id]
+        lo = np.asarray(readout.covariance_factor())
+        cov = lo @ np.swapaxes(lo, -1, -2)
+        return np.full_like(cov, np.nan) if readout.mask_weights is not None else cov
 
     def readout_features(self, recording_id: str) -> np.ndarray:
         """(N, C) readout feature vectors (weights over the shared core's channels). With several
