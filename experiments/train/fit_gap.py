@@ -38,59 +38,67 @@ def _restore_params(checkpoint: Path, like: dict) -> dict:
     return out
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) < 2:
-        print(__doc__)
-        return 2
+def checkpoint_fits(run: Path, n_train: int = 24):
+    """One row per (kept checkpoint, neuron): step, recording_id, unit_id and the mean per-neuron
+    single-trial correlation on the first ``n_train`` training trials and on all validation trials
+    (the validation figure is what training logged as ``val_corr`` at that step, per neuron)."""
+    from dataclasses import fields, replace
+
     import jax
-    import jax.numpy as jnp
-    import numpy as np
     import pandas as pd
     from flax import nnx
 
-    from twin.evaluate import open_metrics
     from twin.model.load import load_twin_module
     from twin.train.data import load_scan, resolve_recordings
     from twin.train.evaluation import corr_per_neuron
+    from twin.train.loop import predict_trials
     from twin.train.run_dir import read_json
 
-    run, truth_path = Path(argv[0]), Path(argv[1])
-    n_train = int(argv[2]) if len(argv) > 2 else 24
     cfg = read_json(run / "run.json")
     burn_in = int(cfg["train"]["burn_in"])
     model, _ = load_twin_module(run)
     graphdef, state = nnx.split(model)
     like = nnx.to_pure_dict(state)
     ckpts = sorted((run / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
-    if not ckpts:
-        print(f"{run}: no checkpoints kept (train with --set train.keep_checkpoints=30)")
-        return 1
     tiers = {}
     for p in resolve_recordings(cfg["data"]["recordings"], cfg["data"]["include"]):
         meta, t = load_scan(p)
-        tiers[meta.recording_id] = t
+        train = t["train"]
+        first = {f.name: getattr(train, f.name)[:n_train] for f in fields(train) if f.name != "recording_id"}
+        tiers[meta.recording_id] = {"train": replace(train, **first), "validation": t["validation"]}
     predict = {rid: jax.jit(lambda st, x, b, rid=rid: nnx.merge(graphdef, st)(x, rid, b)) for rid in tiers}
     units = pd.read_parquet(run / "units.parquet")
     rows = []
     for ck in ckpts:
         st = nnx.split(model)[1]
         nnx.replace_by_pure_dict(st, _restore_params(ck, like))
-        for rid, t in tiers.items():
-            got = {}
-            for tier, n in (("train", n_train), ("validation", None)):
-                d = t[tier]
-                n = len(d.stimulus) if n is None else min(n, len(d.stimulus))
-                pred = np.concatenate([np.asarray(predict[rid](st, jnp.asarray(d.stimulus[i:i + 8], jnp.float32),
-                                                               d.behaviour(slice(i, min(i + 8, n)))))
-                                       for i in range(0, n, 8)])
-                got[tier] = corr_per_neuron(pred[:n], d.response[:n], d.n_frames[:n], burn_in)
+        for rid, by_tier in tiers.items():
+            got = {tier: corr_per_neuron(predict_trials(lambda x, b, rid=rid: predict[rid](st, x, b), d, 8),
+                                         d.response, d.n_frames, burn_in)
+                   for tier, d in by_tier.items()}
             uid = units.loc[units.recording_id.astype(str) == rid, "unit_id"].to_numpy()
             rows.append(pd.DataFrame({"step": int(ck.name.split("_")[1]), "recording_id": rid, "unit_id": uid,
                                       "train": got["train"], "validation": got["validation"]}))
+    return pd.concat(rows) if rows else pd.DataFrame(columns=["step", "recording_id", "unit_id", "train", "validation"])
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print(__doc__)
+        return 2
+    import pandas as pd
+
+    from twin.evaluate import open_metrics
+
+    run, truth_path = Path(argv[0]), Path(argv[1])
+    fits = checkpoint_fits(run, int(argv[2]) if len(argv) > 2 else 24)
+    if fits.empty:
+        print(f"{run}: no checkpoints kept (train with --set train.keep_checkpoints=30)")
+        return 1
     ds = open_metrics(truth_path).sel(stimulus_type="natural_movie")
     truth = pd.DataFrame({"recording_id": ds.recording_id.values.astype(str), "unit_id": ds.unit_id.values,
                           "planted": ds.correlation_to_average.values})
-    df = pd.concat(rows).merge(truth, on=["recording_id", "unit_id"])
+    df = fits.merge(truth, on=["recording_id", "unit_id"])
     df["quartile"] = pd.qcut(df.planted, 4, labels=False) + 1
     table = df.groupby(["quartile", "step"])[["train", "validation"]].mean().unstack(0).round(3)
     print(f"mean single-trial correlation by quartile of the planted neurons' correlation to average "
