@@ -253,6 +253,62 @@ class ScanReadout(nnx.Module):
         sampled = bilinear_sample(features.reshape(b * t, h, w, c), grid.reshape(b * t, -1, 2))
         return jnp.einsum("mnc,nc->mn", sampled, weights).reshape(b, t, -1)
 
+    def feature_weights(self) -> jax.Array:
+        """(N, G, C) the feature vectors of each neuron's G readout components (component 0 first),
+        the weights :meth:`design` is read with."""
+        w = [self.features[...][:, None]]
+        if self.extra is not None:
+            w.append(self.extra.features[...])
+        return jnp.concatenate(w, 1)
+
+    def design(self, features: jax.Array, behaviour: dict | None = None) -> tuple[jax.Array, jax.Array]:
+        """What the evaluation-mode readout reads before its feature weights: features
+        (B, T, H, W, C) -> (x (B, T, N, G, C), gain (B, T, N)) with
+        ``self(features, behaviour)[0] == einsum("btngc,ngc->btn", x, feature_weights()) + bias``.
+
+        Each component's channels pooled at its (shifted) mean position, over its Gaussian's fixed
+        points with ``pooling``, or over its weight patch with ``mask``. The readout is linear in
+        its feature vectors and bias given this design, which :mod:`twin.train.refit` uses."""
+        b, t, h, w, c = features.shape
+        beh = self.normalised_behaviour(behaviour, b, t)
+        shift = None if self.shifter is None else self.shifter(beh[..., 2:4])           # (B, T, 2)
+        fmap = features.reshape(b * t, h, w, c)
+        parts = []
+        if self.mask_weights is not None:
+            fm = fmap
+            if shift is not None:
+                gx, gy = jnp.meshgrid(jnp.linspace(-1.0, 1.0, w), jnp.linspace(-1.0, 1.0, h))
+                grid = jnp.stack([gx, gy], -1).reshape(1, h * w, 2) + shift.reshape(b * t, 1, 2)
+                fm = bilinear_sample(fm, grid).reshape(b * t, h, w, c)
+            parts.append(jnp.einsum("mhwc,nhw->mnc", fm, self.dense_mask(self.positions(), h, w))[:, :, None])
+        mus, chols = [], []
+        if self.mask_weights is None:
+            mus.append(self.positions()[:, None])
+            chols.append(self.covariance_factor()[:, None])
+        if self.extra is not None:
+            mus.append(jnp.clip(self.extra.mu[...], -1.0, 1.0))
+            chols.append(jnp.tril(self.extra.chol[...]))
+        if mus:
+            mu, chol = jnp.concatenate(mus, 1), jnp.concatenate(chols, 1)                # (N, G', 2[, 2])
+            n, g = mu.shape[:2]
+            if self.pool_offsets is not None:
+                offs = jnp.einsum("ngij,kj->ngki", chol, self.pool_offsets[...])
+                pts = mu[:, :, None] + offs                                              # (N, G', K, 2)
+            else:
+                pts = mu[:, :, None]
+            k = pts.shape[2]
+            grid = jnp.broadcast_to(pts.reshape(-1, 2), (b, t, n * g * k, 2))
+            if shift is not None:
+                grid = grid + shift[:, :, None, :]
+            s = bilinear_sample(fmap, grid.reshape(b * t, -1, 2)).reshape(b * t, n, g, k, c)
+            pw = self.pool_weights[...] if self.pool_offsets is not None else jnp.ones((1,), s.dtype)
+            parts.append(jnp.einsum("mngkc,k->mngc", s, pw))
+        x = jnp.concatenate(parts, 2)
+        x = x.reshape(b, t, *x.shape[1:])
+        gain = (jnp.ones(x.shape[:3], x.dtype) if self.modulator is None
+                else jax.nn.elu(self.modulator(beh[..., :2])) + 1.0)
+        return x, gain
+
     def dense_mask(self, mu: jax.Array, h: int, w: int) -> jax.Array:
         """(N, h, w) each neuron's patch weights placed on an h x w feature map around its position
         ``mu`` (N, 2) (bilinearly between pixels, so the position keeps its gradient); points off

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from twin.model.config import ModelConfig
+from twin.train.refit import RefitConfig
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,5 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: OptimConfig = field(default_factory=OptimConfig)
+    # after training: each neuron's readout refitted with a cross-validated ridge (twin.train.refit)
+    refit: RefitConfig = field(default_factory=RefitConfig)

@@ -268,6 +268,8 @@ def train(config: TrainConfig | str | os.PathLike, out_dir: str | os.PathLike, *
         raise InputError(config_path, "model.readout.components", expected, repr(config.model.readout.components))
     if (problem := config.model.core.kernel_problem()) is not None:
         raise InputError(config_path, f"model.core.{problem[0]}", problem[1], repr(problem[2]))
+    if (problem := config.refit.problem()) is not None:
+        raise InputError(config_path, f"refit.{problem[0]}", problem[1], repr(problem[2]))
     bad = [f for f in freeze if f not in FREEZABLE]
     if bad:
         raise InputError(None, "--freeze", f"one of {list(FREEZABLE)}", bad[0])
@@ -462,8 +464,40 @@ def _train_one(cfg: TrainConfig, out_dir: Path, from_run, freeze, force, progres
 
     if lead:
         final = trainer.model_of(best_params)
+        if cfg.refit.enabled:
+            extra = {**extra, "refit": _refit(trainer, final, train_data, val_data, metas, out_dir, progress)}
         _write_model(out_dir, final, cfg, model_cfg, metas, state, paths, extra)
     return out_dir
+
+
+def _refit(trainer: Trainer, model, train_data: dict, val_data: dict, metas: dict, out_dir: Path,
+           progress: bool) -> dict:
+    """Refit ``model``'s readouts in place (``[refit]``, :mod:`twin.train.refit`); write each
+    neuron's chosen penalty to ``refit.parquet``; return a summary for model.json."""
+    import jax
+    from flax import nnx
+
+    from twin.train.refit import refit_readouts
+
+    def val_corr():
+        params = nnx.to_pure_dict(nnx.split(model, nnx.Param, ...)[1])
+        return trainer.validation_corr(val_data, jax.device_put(params, trainer.replicated)) if val_data else None
+
+    t0 = time.perf_counter()
+    before = val_corr()
+    table = refit_readouts(model, train_data, trainer.cfg.train.burn_in, trainer.cfg.refit, progress=progress)
+    after = val_corr()
+    table.insert(2, "unit_id", np.concatenate([metas[r].units.unit_id.to_numpy()[
+        table.unit_index[table.recording_id == r].to_numpy()] for r in table.recording_id.unique()]))
+    tmp = out_dir / ".refit.parquet.tmp"
+    table.to_parquet(tmp, index=False)
+    os.replace(tmp, out_dir / "refit.parquet")
+    counts = table.penalty.value_counts().sort_index()
+    if progress and before is not None:
+        print(f"refit readouts: validation correlation {before:.4f} -> {after:.4f} "
+              f"(median penalty {float(table.penalty.median()):g}, {time.perf_counter() - t0:.0f} s)")
+    return {"val_corr_before": before, "val_corr_after": after, "seconds": round(time.perf_counter() - t0, 1),
+            "penalty_counts": {f"{k:g}": int(v) for k, v in counts.items()}}
 
 
 def _write_model(out_dir: Path, model, cfg: TrainConfig, model_cfg, metas, state, paths, extra) -> None:

@@ -1,0 +1,159 @@
+"""Readout refit (twin.train.refit): the design reproduces the readout, and the cross-validated
+ridge chooses more shrinkage for noisier neurons and recovers planted weights better."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from twin.model.config import CoreConfig, ModelConfig, ModulatorConfig, ReadoutConfig, ShifterConfig
+from twin.model.twin_model import ScanSpec, TwinModel
+from twin.train.data import ScanData
+from twin.train.refit import RefitConfig, refit_readouts, refit_scan
+
+CORE = CoreConfig(channels=3, layers=1, kernel=(3,), temporal_kernel=2, gru_channels=3)
+RID = "a-1-1"
+
+
+def _model(n_units=6, **readout):
+    cfg = ModelConfig(core=CORE, readout=ReadoutConfig(**readout), shifter=ShifterConfig(),
+                      modulator=ModulatorConfig(hidden=3))
+    m = TwinModel(cfg, [ScanSpec(RID, n_units, mean_response=(0.5,) * n_units)], seed=0)
+    r = m.readouts[RID]
+    rng = np.random.default_rng(1)
+    # as after training: non-zero extra components, shifter and modulator away from identity
+    if r.extra is not None:
+        r.extra.features[...] = jnp.asarray(rng.normal(size=r.extra.features.shape), jnp.float32)
+    for mlp in (r.shifter, r.modulator):
+        last = mlp.layers[-1]
+        last.kernel[...] = jnp.asarray(rng.normal(size=last.kernel.shape) * 0.3, jnp.float32)
+    return m
+
+
+@pytest.mark.parametrize("readout", [dict(), dict(pooling=3), dict(components=2),
+                                     dict(components=2, pooling=2), dict(mask=3, components=2)])
+def test_design_times_weights_plus_bias_is_the_readout(readout):
+    m = _model(**readout)
+    r = m.readouts[RID]
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.uniform(0, 255, (2, 5, 8, 9)), jnp.float32)
+    beh = {"running": jnp.asarray(rng.uniform(0, 20, (2, 5)), jnp.float32),
+           "pupil": jnp.asarray(rng.uniform(10, 30, (2, 5)), jnp.float32),
+           "eye_position": jnp.asarray(rng.normal(size=(2, 5, 2)), jnp.float32)}
+    f = m.features(x)
+    out, gain = r(f, beh)
+    d, g2 = r.design(f, beh)
+    assert d.shape == (2, 5, 6) + r.feature_weights().shape[1:]
+    rebuilt = jnp.einsum("btngc,ngc->btn", d, r.feature_weights()) + r.bias[...]
+    np.testing.assert_allclose(rebuilt, out, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(g2, gain, rtol=1e-6)
+    assert float(jnp.abs(gain - 1).max()) > 1e-3      # the modulator really acts
+
+
+def _planted_scan(n_units=8, n_trials=40, seed=0):
+    """A scan whose responses follow the readout GLM of a random twin with planted feature weights;
+    units 0-3 have a strong signal, units 4-7 almost none (their planted weights are tiny)."""
+    m = _model(n_units=n_units)
+    r = m.readouts[RID]
+    rng = np.random.default_rng(seed)
+    t, h, w = 12, 8, 9
+    stim = rng.uniform(0, 255, (n_trials, t, h, w)).astype(np.float32)
+    beh = {"running": rng.uniform(0, 20, (n_trials, t)).astype(np.float32),
+           "pupil": rng.uniform(10, 30, (n_trials, t)).astype(np.float32),
+           "eye_position": rng.normal(size=(n_trials, t, 2)).astype(np.float32)}
+    d, gain = jax.jit(lambda s, b: r.design(m.features(s), b))(stim, beh)
+    d = np.asarray(d)[..., 0, :]                                              # (trial, t, N, C)
+    sd = d.reshape(-1, n_units, d.shape[-1]).std(0)                           # (N, C)
+    planted = rng.normal(size=(n_units, d.shape[-1])) / (sd * np.sqrt(d.shape[-1]))
+    planted[n_units // 2:] *= 0.02
+    z = np.einsum("btnc,nc->btn", d, planted) - 0.5
+    rate = (np.where(z > 0, z, np.expm1(np.minimum(z, 0))) + 1) * np.asarray(gain)
+    y = rng.poisson(rate).astype(np.float32)
+    data = ScanData(RID, stim, y, beh["running"], beh["pupil"], beh["eye_position"], np.full(n_trials, t))
+    return m, data, planted
+
+
+def test_refit_shrinks_noisy_units_more_and_moves_towards_the_planted_weights():
+    m, data, planted = _planted_scan()
+    r = m.readouts[RID]
+    n = planted.shape[0]
+    start = np.asarray(r.features[...]).copy()
+    cfg = RefitConfig(enabled=True, folds=4, penalties=[0.0, 0.1, 1.0, 10.0, 100.0], cv_iterations=3, iterations=10)
+    got = refit_scan(m, RID, data, burn_in=2, cfg=cfg)
+    w = np.asarray(r.features[...])
+    assert not np.allclose(w, start)
+
+    def cos(a, b):
+        return np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+    strong = slice(0, n // 2)
+    # the signal units' refitted weights point where the planted ones do; the random start does not
+    assert cos(w, planted)[strong].mean() > 0.8 > cos(start, planted)[strong].mean()
+    # units without signal get more shrinkage (a larger penalty) than those with it
+    assert np.median(got["penalty"][n // 2:]) > np.median(got["penalty"][strong])
+    # the chosen penalty has the smallest held-out loss by construction; the final fit lowers the
+    # training loss from the random start
+    lams = np.sort(np.asarray(cfg.penalties, np.float32))
+    pick = np.searchsorted(lams, got["penalty"])
+    np.testing.assert_allclose(got["cv_loss"][np.arange(n), pick], got["cv_loss"].min(1))
+    assert (got["train_loss_after"] < got["train_loss_before"]).all()
+
+
+def test_refit_is_deterministic_and_blocks_of_neurons_give_the_same_answer():
+    m1, data, _ = _planted_scan(n_trials=16)
+    m2, _, _ = _planted_scan(n_trials=16)
+    cfg = RefitConfig(enabled=True, folds=2, penalties=[0.1, 1.0], cv_iterations=2, iterations=3)
+    per_unit_mb = 16 * 10 * (3 + 1) * 4 / 2 ** 20
+    t1 = refit_readouts(m1, {RID: data}, 2, cfg, progress=False)
+    t2 = refit_readouts(m2, {RID: data}, 2, RefitConfig(**{**cfg.__dict__, "max_block_mb": 3 * per_unit_mb}),
+                        progress=False)
+    np.testing.assert_allclose(t1.penalty, t2.penalty)
+    np.testing.assert_allclose(np.asarray(m1.readouts[RID].features[...]), np.asarray(m2.readouts[RID].features[...]),
+                               rtol=1e-4, atol=1e-5)
+    assert list(t1.columns[:3]) == ["recording_id", "unit_index", "penalty"]
+
+
+def test_refit_config_problems_are_named():
+    assert RefitConfig().problem() is None
+    assert RefitConfig(folds=1).problem()[0] == "folds"
+    assert RefitConfig(penalties=[-1.0]).problem()[0] == "penalties"
+
+
+def test_training_with_refit_changes_only_the_readout_weights_and_records_it(rec_dir, tmp_path):
+    import json
+    from dataclasses import replace
+
+    import pandas as pd
+    from flax import nnx
+
+    from tests.train.conftest import tiny_config
+    from twin.errors import InputError
+    from twin.model.load import load_twin_module
+    from twin.train import train
+
+    cfg = tiny_config(rec_dir)
+    plain = train(cfg, tmp_path / "plain", progress=False)
+    refit_cfg = replace(cfg, refit=RefitConfig(enabled=True, folds=2, penalties=[0.1, 1.0], cv_iterations=2,
+                                               iterations=3))
+    run = train(refit_cfg, tmp_path / "refit", progress=False)
+    info = json.loads((run / "model.json").read_text())["refit"]
+    assert set(info) >= {"val_corr_before", "val_corr_after", "penalty_counts", "seconds"}
+    assert sum(info["penalty_counts"].values()) == 10
+    assert np.isclose(info["val_corr_before"], json.loads((plain / "model.json").read_text())["best_val_corr"])
+    table = pd.read_parquet(run / "refit.parquet")
+    assert len(table) == 10 and set(table.recording_id) == {"7-1-1", "7-1-2"}
+    np.testing.assert_array_equal(table.unit_id, np.tile(np.arange(5), 2))
+    a, _ = load_twin_module(plain)
+    b, _ = load_twin_module(run)
+    same = jax.tree_util.tree_map(lambda u, v: bool(np.array_equal(u, v)), nnx.to_pure_dict(nnx.state(a)),
+                                  nnx.to_pure_dict(nnx.state(b)))
+    assert all(jax.tree_util.tree_leaves(same["core"]))
+    for rid in ("7-1-1", "7-1-2"):
+        r = same["readouts"][rid]
+        assert not r["features"] and not r["bias"]                     # refitted
+        assert r["mu"] and r["chol"] and all(jax.tree_util.tree_leaves(r["modulator"]))   # kept
+    with pytest.raises(InputError, match="refit.folds"):
+        train(replace(cfg, refit=RefitConfig(enabled=True, folds=1)), tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()

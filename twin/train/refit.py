@@ -1,0 +1,268 @@
+"""Readout refit: each neuron's feature vectors and bias refitted on the trained twin's frozen
+design by a ridge-penalised Poisson regression, the penalty chosen per neuron by K-fold
+cross-validation over the training trials.
+
+Why. On the default synthetic mouse the readouts of the noisiest neurons fit noise: their
+correlation with single training trials doubles during training while on validation trials it
+stays flat (``experiments/train/fit_gap.py``). A stronger global L1 costs the good neurons what it
+gains on the noisy ones, and six validation trials cannot choose a strength per neuron. Given
+the core, positions, shifter and modulator, each neuron's evaluation-mode output is a generalised
+linear model of its readout design (:meth:`twin.model.readout.ScanReadout.design`)::
+
+    rate_t = (ELU(x_t . w + b) + 1) * gain_t
+
+so each neuron's penalty can be chosen on all of its training data by cross-validation.
+
+Method, per scan and neuron: design columns standardised over the training frames (after the
+burn-in); for every penalty ``lam`` in ``penalties`` (ascending) and every fold of trials
+(trial ``i`` is in fold ``i % folds``), ``cv_iterations`` Fisher-scoring steps (best of the step
+sizes 1, 1/2, 1/4) on
+
+    mean_t [rate_t - y_t log(rate_t + eps)] + lam / 2 * |w|^2     (bias not penalised)
+
+over the other folds, warm-started from the trained readout and then from the previous
+penalty's fit, with the Fisher information kept at its value at the trained readout (one
+(P x P) product per fold; each step then costs two passes over the design). The held-out
+fold's Poisson loss is summed over folds, each neuron takes the penalty with the smallest, and
+the final fit on all trials runs ``iterations`` exact Fisher-scoring steps from the trained
+readout. Deterministic: no random numbers. The training L1 on the features is not part of it.
+
+Cost: one core pass over the training trials per block of neurons (``max_block_mb`` of design
+per block: frames x (features x components + 1) floats per neuron), folds + iterations
+(P x P) products per neuron and 2 x folds x penalties x cv_iterations passes over the design.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RefitConfig:
+    """``[refit]`` in a training config."""
+
+    enabled: bool = False
+    folds: int = 5                    # cross-validation folds over the training trials
+    penalties: list[float] = field(default_factory=lambda: [0.0, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0])
+    cv_iterations: int = 8            # steps per penalty and fold (warm-started; curvature fixed)
+    iterations: int = 10              # steps of the final fit on all training trials
+    max_block_mb: float = 2000.0      # design held in memory per block of neurons
+    chunk_trials: int = 4             # trials per core pass
+
+    def problem(self) -> tuple[str, str, Any] | None:
+        """(field, expected, got) for the first invalid setting, or None."""
+        if self.folds < 2:
+            return "folds", ">= 2", self.folds
+        if not self.penalties or any(p < 0 for p in self.penalties):
+            return "penalties", "a non-empty list of penalties >= 0", self.penalties
+        if self.cv_iterations < 1 or self.iterations < 1:
+            return "iterations", "cv_iterations and iterations >= 1", (self.cv_iterations, self.iterations)
+        if self.max_block_mb <= 0 or self.chunk_trials < 1:
+            return "max_block_mb", "> 0 (and chunk_trials >= 1)", (self.max_block_mb, self.chunk_trials)
+        return None
+
+
+def _glm_functions():
+    import jax
+    import jax.numpy as jnp
+
+    eps = 1e-8
+
+    def loss(z, y, g, m, th, lam):
+        """Per-neuron mean Poisson loss over the frames where m = 1, + lam/2 |w|^2, from the linear
+        predictor z (N, F); y/g/m (N, F), th (N, P) with the bias last, lam (N,)."""
+        rate = (jax.nn.elu(z) + 1.0) * g
+        nll = jnp.sum(m * (rate - y * jnp.log(rate + eps)), 1) / jnp.maximum(jnp.sum(m, 1), 1.0)
+        return nll + 0.5 * lam * jnp.sum(th[:, :-1] ** 2, 1)
+
+    def objective(x, y, g, m, th, lam):
+        """:func:`loss` of the design x (N, F, P) (constant column last) and parameters th."""
+        return loss(jnp.einsum("nfp,np->nf", x, th), y, g, m, th, lam)
+
+    def _weights(z, y, g, m):
+        slope = jnp.where(z > 0, 1.0, jnp.exp(jnp.minimum(z, 0.0)))   # d ELU / dz
+        rate = (jax.nn.elu(z) + 1.0) * g
+        nf = jnp.maximum(jnp.sum(m, 1, keepdims=True), 1.0)
+        dz = m * g * slope * (1.0 - y / (rate + eps)) / nf             # d loss / dz
+        w = m * (g * slope) ** 2 / (rate + eps) / nf                   # Fisher weight
+        return dz, w
+
+    def curvature(x, y, g, m, th):
+        """Fisher information of the unpenalised loss (N, P, P)."""
+        _, w = _weights(jnp.einsum("nfp,np->nf", x, th), y, g, m)
+        return jnp.einsum("nfp,nfq->npq", x * w[..., None], x)
+
+    def step(x, y, g, m, th, z, f, lam, hess):
+        """One Fisher-scoring step (curvature ``hess`` if given, else at th), the best of the step
+        sizes 1, 1/2, 1/4 per neuron, or none if none lowers its objective ``f``. Two passes over
+        x: the gradient and x . direction (z is linear in th, so candidates cost no pass)."""
+        dz, w = _weights(z, y, g, m)
+        p = x.shape[2]
+        pen = jnp.ones(p, x.dtype).at[-1].set(0.0)
+        grad = jnp.einsum("nfp,nf->np", x, dz) + lam[:, None] * th * pen
+        if hess is None:
+            hess = jnp.einsum("nfp,nfq->npq", x * w[..., None], x)
+        h = hess + lam[:, None, None] * jnp.diag(pen) + 1e-6 * jnp.eye(p, dtype=x.dtype)
+        d = jnp.linalg.solve(h, grad[..., None])[..., 0]
+        xd = jnp.einsum("nfp,np->nf", x, d)
+        for size in (1.0, 0.5, 0.25):
+            cand, zc = th - size * d, z - size * xd
+            fc = loss(zc, y, g, m, cand, lam)
+            better = fc < f
+            th = jnp.where(better[:, None], cand, th)
+            z = jnp.where(better[:, None], zc, z)
+            f = jnp.where(better, fc, f)
+        return th, z, f
+
+    objective, curvature, step = jax.jit(objective), jax.jit(curvature), jax.jit(step)
+
+    def fit(x, y, g, m, th, lam, iterations, hess=None):
+        """``iterations`` Fisher-scoring steps (:func:`step`) from th. With ``hess`` that curvature
+        is kept fixed (no new (P x P) products per step), else it is recomputed every step."""
+        z = jnp.einsum("nfp,np->nf", x, th)
+        f = loss(z, y, g, m, th, lam)
+        for _ in range(iterations):
+            th, z, f = step(x, y, g, m, th, z, f, lam, hess)
+        return th
+
+    return objective, curvature, fit
+
+
+def _design_blocks(model, rid: str, data, burn_in: int, cfg: RefitConfig):
+    """Yield (neuron slice, x (N_b, F, G*C + 1) float32 with a last column of ones, gain (N_b, F),
+    y (N_b, F), frame mask (F,), trial index (F,)) over blocks of neurons; F = trials x
+    (T - burn_in) frames, frames beyond a trial's n_frames masked."""
+    import jax
+    from flax import nnx
+
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def design(st, stimulus, behaviour):
+        m = nnx.merge(graphdef, st)
+        return m.readouts[rid].design(m.features(stimulus), behaviour)
+
+    n_trials, n_t = data.response.shape[:2]
+    n_units = data.response.shape[2]
+    r = model.readouts[rid]
+    g, c = r.feature_weights().shape[1:]
+    frames = n_trials * (n_t - burn_in)
+    per_unit = frames * (g * c + 1) * 4
+    block = max(1, min(n_units, int(cfg.max_block_mb * 2 ** 20 // per_unit)))
+    valid = (np.arange(burn_in, n_t)[None, :] < np.asarray(data.n_frames)[:, None]).reshape(-1)
+    trial = np.repeat(np.arange(n_trials), n_t - burn_in)
+    for n0 in range(0, n_units, block):
+        sl = slice(n0, min(n_units, n0 + block))
+        nb = sl.stop - sl.start
+        x = np.ones((nb, frames, g * c + 1), np.float32)      # the last column stays 1 (the bias)
+        gain = np.ones((nb, frames), np.float32)
+        per = n_t - burn_in
+        for i in range(0, n_trials, cfg.chunk_trials):
+            tr = slice(i, i + cfg.chunk_trials)
+            d, gg = design(state, data.stimulus[tr].astype(np.float32), data.behaviour(tr))
+            f0, f1 = i * per, min(n_trials, i + cfg.chunk_trials) * per
+            x[:, f0:f1, :-1] = np.asarray(d[:, burn_in:, sl]).reshape(f1 - f0, nb, g * c).transpose(1, 0, 2)
+            gain[:, f0:f1] = np.asarray(gg[:, burn_in:, sl]).reshape(f1 - f0, nb).T
+        y = np.asarray(data.response[:, burn_in:, sl], np.float32).reshape(-1, nb).T
+        yield sl, x, gain, y, valid, trial
+
+
+def refit_scan(model, rid: str, data, burn_in: int, cfg: RefitConfig, progress=None) -> dict[str, np.ndarray]:
+    """Refit scan ``rid``'s readout feature vectors and bias in ``model`` (in place) on training
+    trials ``data`` (:class:`twin.train.data.ScanData`). Returns per-neuron arrays: ``penalty``
+    (chosen), ``cv_loss`` (N, penalties) held-out Poisson loss per frame, ``train_loss_before`` /
+    ``train_loss_after`` (all training frames, unpenalised)."""
+    import jax.numpy as jnp
+
+    objective, curvature, fit = _glm_functions()
+    lams = np.sort(np.asarray(cfg.penalties, np.float32))
+    r = model.readouts[rid]
+    w_all = np.array(r.feature_weights())               # (N, G, C)
+    b_all = np.array(r.bias[...])
+    n_units, g, c = w_all.shape
+    out = {"penalty": np.zeros(n_units, np.float32), "cv_loss": np.zeros((n_units, len(lams)), np.float32),
+           "train_loss_before": np.zeros(n_units, np.float32), "train_loss_after": np.zeros(n_units, np.float32)}
+    for sl, x, gain, y, valid, trial in _design_blocks(model, rid, data, burn_in, cfg):
+        nb = x.shape[0]
+        cols = x[:, :, :-1]                                   # a view: standardised in place
+        mean = np.mean(cols, axis=1, keepdims=True, where=valid[None, :, None])
+        sd = np.sqrt(np.mean((cols - mean) ** 2, axis=1, keepdims=True, where=valid[None, :, None]))
+        sd = np.where(sd > 1e-6, sd, 1.0).astype(np.float32)
+        cols -= mean
+        cols /= sd
+        w0 = w_all[sl].reshape(nb, g * c)
+        th0 = np.concatenate([w0 * sd[:, 0], (b_all[sl] + np.sum(mean[:, 0] * w0, 1))[:, None]], 1)
+        th0 = jnp.asarray(th0, jnp.float32)
+        x, y, gain = jnp.asarray(x), jnp.asarray(y), jnp.asarray(gain)
+        fold = trial % cfg.folds
+        cv = np.zeros((nb, len(lams)))
+        n_held = 0.0
+        for k in range(cfg.folds):
+            n_k = float(np.sum(valid & (fold == k)))
+            if n_k == 0:
+                continue
+            fit_m = jnp.broadcast_to(jnp.asarray(valid & (fold != k), jnp.float32), y.shape)
+            held_m = jnp.broadcast_to(jnp.asarray(valid & (fold == k), jnp.float32), y.shape)
+            th = th0
+            hess = curvature(x, y, gain, fit_m, th0)   # at the trained readout, kept for every penalty
+            for li, lam in enumerate(lams):
+                th = fit(x, y, gain, fit_m, th, jnp.full(nb, lam, jnp.float32), cfg.cv_iterations, hess)
+                cv[:, li] += np.asarray(objective(x, y, gain, held_m, th, jnp.zeros(nb, jnp.float32))) * n_k
+            n_held += n_k
+            if progress is not None:
+                progress.update(1)
+        cv /= max(n_held, 1.0)
+        choice = np.argmin(cv, axis=1)
+        lam = jnp.asarray(lams[choice], jnp.float32)
+        all_m = jnp.broadcast_to(jnp.asarray(valid, jnp.float32), y.shape)
+        th = fit(x, y, gain, all_m, th0, lam, cfg.iterations)
+        zero = jnp.zeros(nb, jnp.float32)
+        before = np.asarray(objective(x, y, gain, all_m, th0, zero))
+        after = np.asarray(objective(x, y, gain, all_m, th, zero))
+        th = np.asarray(th, np.float64)
+        ok = np.isfinite(th).all(1) & np.isfinite(after)
+        w = th[:, :-1] / sd[:, 0]
+        b = th[:, -1] - np.sum(mean[:, 0] * w, 1)
+        w_all[sl] = np.where(ok[:, None], w, w0).reshape(nb, g, c)
+        b_all[sl] = np.where(ok, b, b_all[sl])
+        out["penalty"][sl] = lams[choice]
+        out["cv_loss"][sl] = cv
+        out["train_loss_before"][sl] = before
+        out["train_loss_after"][sl] = np.where(ok, after, before)
+        if progress is not None:
+            progress.update(1)
+    r.features[...] = jnp.asarray(w_all[:, 0], jnp.float32)
+    if r.extra is not None:
+        r.extra.features[...] = jnp.asarray(w_all[:, 1:], jnp.float32)
+    r.bias[...] = jnp.asarray(b_all, jnp.float32)
+    return out
+
+
+def refit_readouts(model, train_data: dict, burn_in: int, cfg: RefitConfig, progress: bool = True):
+    """Refit every scan's readout of ``model`` in place (see the module docstring); returns a
+    pandas table, one row per neuron: recording_id, unit index, chosen penalty, held-out loss at
+    the chosen and at the smallest penalty, training loss before and after."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    rows = []
+    total = 0
+    for rid, d in train_data.items():
+        n_t = d.response.shape[1]
+        g, c = model.readouts[rid].feature_weights().shape[1:]
+        per_unit = len(d.response) * (n_t - burn_in) * (g * c + 1) * 4
+        block = max(1, int(cfg.max_block_mb * 2 ** 20 // per_unit))
+        total += -(-d.response.shape[2] // block) * (cfg.folds + 1)
+    with tqdm(total=total, desc="refit readouts", unit="fit", disable=not progress) as bar:
+        for rid, d in train_data.items():
+            got = refit_scan(model, rid, d, burn_in, cfg, bar)
+            lams = np.sort(np.asarray(cfg.penalties, np.float32))
+            pick = np.searchsorted(lams, got["penalty"])
+            rows.append(pd.DataFrame({
+                "recording_id": rid, "unit_index": np.arange(len(got["penalty"])), "penalty": got["penalty"],
+                "cv_loss": got["cv_loss"][np.arange(len(pick)), pick], "cv_loss_weakest": got["cv_loss"][:, 0],
+                "train_loss_before": got["train_loss_before"], "train_loss_after": got["train_loss_after"]}))
+    return pd.concat(rows, ignore_index=True)
