@@ -16,7 +16,9 @@ evaluations without improvement.
 Resuming. The batch and the random key of step ``s`` depend only on ``(seed, s)``, and a
 checkpoint holds parameters, optimiser state, best parameters and the loop counters, so a run
 stopped at any moment and started again from its last checkpoint ends with bit-identical
-parameters. ``metrics.jsonl`` is cut back to the checkpoint's step on resume.
+parameters. ``metrics.jsonl`` is cut back to the checkpoint's step on resume. The readout refit
+(``[refit]``, :mod:`twin.train.refit`) runs after the last step, is not checkpointed and is
+deterministic: a run stopped during it runs it again on resume, with the same result.
 
 Data parallelism. The step is ``jax.jit``-compiled over a 1-D mesh ``Mesh(jax.devices(),
 ("data",))``: batches are sharded along their first axis (``NamedSharding(mesh, P("data"))``),

@@ -49,7 +49,7 @@ class RefitConfig:
     penalties: list[float] = field(default_factory=lambda: [0.0, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0])
     cv_iterations: int = 8            # steps per penalty and fold (warm-started; curvature fixed)
     iterations: int = 10              # steps of the final fit on all training trials
-    max_block_mb: float = 2000.0      # design held in memory per block of neurons
+    max_block_mb: float = 2000.0      # design held in memory per block of neurons (peak about 2x)
     chunk_trials: int = 4             # trials per core pass
 
     def problem(self) -> tuple[str, str, Any] | None:
