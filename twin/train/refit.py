@@ -131,6 +131,13 @@ def _glm_functions():
     return objective, curvature, fit
 
 
+def _block_size(data, burn_in: int, p: int, cfg: RefitConfig) -> int:
+    """Neurons per block: as many as fit ``max_block_mb`` of design (p columns + the bias)."""
+    n_trials, n_t, n_units = data.response.shape
+    per_unit = n_trials * (n_t - burn_in) * (p + 1) * 4
+    return max(1, min(n_units, int(cfg.max_block_mb * 2 ** 20 // per_unit)))
+
+
 def _design_blocks(model, rid: str, data, burn_in: int, cfg: RefitConfig):
     """Yield (neuron slice, x (N_b, F, G*C + 1) float32 with a last column of ones, gain (N_b, F),
     y (N_b, F), frame mask (F,), trial index (F,)) over blocks of neurons; F = trials x
@@ -150,8 +157,7 @@ def _design_blocks(model, rid: str, data, burn_in: int, cfg: RefitConfig):
     r = model.readouts[rid]
     g, c = r.feature_weights().shape[1:]
     frames = n_trials * (n_t - burn_in)
-    per_unit = frames * (g * c + 1) * 4
-    block = max(1, min(n_units, int(cfg.max_block_mb * 2 ** 20 // per_unit)))
+    block = _block_size(data, burn_in, g * c, cfg)
     valid = (np.arange(burn_in, n_t)[None, :] < np.asarray(data.n_frames)[:, None]).reshape(-1)
     trial = np.repeat(np.arange(n_trials), n_t - burn_in)
     for n0 in range(0, n_units, block):
@@ -251,11 +257,8 @@ def refit_readouts(model, train_data: dict, burn_in: int, cfg: RefitConfig, prog
     rows = []
     total = 0
     for rid, d in train_data.items():
-        n_t = d.response.shape[1]
         g, c = model.readouts[rid].feature_weights().shape[1:]
-        per_unit = len(d.response) * (n_t - burn_in) * (g * c + 1) * 4
-        block = max(1, int(cfg.max_block_mb * 2 ** 20 // per_unit))
-        total += -(-d.response.shape[2] // block) * (cfg.folds + 1)
+        total += -(-d.response.shape[2] // _block_size(d, burn_in, g * c, cfg)) * (cfg.folds + 1)
     with tqdm(total=total, desc="refit readouts", unit="fit", disable=not progress) as bar:
         for rid, d in train_data.items():
             got = refit_scan(model, rid, d, burn_in, cfg, bar)
