@@ -94,7 +94,23 @@ def test_readout_features_sum_the_components(rec_dir, tmp_path):
     ro = m.model.readouts["7-1-1"]
     f0, f1 = np.asarray(ro.features[...]), np.asarray(ro.extra.features[...])
     assert f1.shape == (5, 1, 3) and float(np.abs(f1).max()) > 0   # trained away from the zero start
-    np.testing.assert_allclose(m.readout_features("7-1-1"), f0 + f1[:, 0], rtol=1e-6)
+    sd = np.asarray(m.info["feature_sd"])
+    assert sd.shape == (3,) and bool((sd > 0).all())
+    np.testing.assert_allclose(m.readout_features("7-1-1"), (f0 + f1[:, 0]) * sd, rtol=1e-6)
+
+
+def test_feature_sd_is_each_core_channels_sd_on_the_first_training_trials(rec_dir, tmp_path):
+    from twin.train.data import load_scan, resolve_recordings
+    from twin.train.loop import channel_sd
+
+    cfg = tiny_config(rec_dir, steps=2, eval_every=2)
+    m = load_model(train(cfg, tmp_path / "sd", progress=False))
+    _, tiers = load_scan(resolve_recordings(cfg.data.recordings, cfg.data.include)[0])
+    d = tiers["train"]
+    f = np.asarray(m.model.features(jnp.asarray(d.stimulus[:3], jnp.float32)))[:, cfg.train.burn_in:]
+    want = f.reshape(-1, f.shape[-1]).std(0)
+    np.testing.assert_allclose(channel_sd(m.model, {"a": d}, cfg.train.burn_in, trials=3, chunk=2), want, rtol=1e-4)
+    assert len(m.info["feature_sd"]) == f.shape[-1]
 
 
 def test_weight_patches_train_save_and_reload(rec_dir, tmp_path):

@@ -123,14 +123,22 @@ class TwinResponseModel:
         return np.full_like(cov, np.nan) if readout.mask_weights is not None else cov
 
     def readout_features(self, recording_id: str) -> np.ndarray:
-        """(N, C) readout feature vectors (weights over the shared core's channels). With several
-        readout components per neuron (``model.readout.components``) their feature vectors are
-        summed (``ScanReadout.net_features``): the neuron's net weight on each channel. On the
-        default mouse the sum's pairwise cosines correlate r = 0.32 with the planted neurons'
-        signal correlations, component 0's alone 0.25-0.26 (the second component carries ~0.8 of
-        the first's norm)."""
+        """(N, C) readout feature vectors (weights over the shared core's channels), each channel's
+        weight times that channel's s.d. on training movies (``model.json["feature_sd"]``, written
+        by training; runs without it give the raw weights), so that a weight counts by how much it
+        moves the neuron's drive. With several readout components per neuron
+        (``model.readout.components``) their feature vectors are summed
+        (``ScanReadout.net_features``): the neuron's net weight on each channel.
+
+        On the default mouse (demo twin, seed 0), pairwise cosines of these vectors vs the planted
+        neurons' signal correlations, per scan: raw weights r = 0.32 / 0.32, scaled 0.35 / 0.33;
+        after the readout refit (:mod:`twin.train.refit`) raw 0.17 / 0.18 (the refit leaves small
+        weights on channels that barely vary), scaled 0.44 / 0.39. Component 0's alone gave
+        0.25-0.26 raw (the second component carries ~0.8 of the first's norm)."""
         self._check(recording_id)
-        return np.asarray(self.model.readouts[recording_id].net_features())
+        f = np.asarray(self.model.readouts[recording_id].net_features())
+        sd = self.info.get("feature_sd")
+        return f if sd is None else f * np.asarray(sd, f.dtype)
 
 
 class EnsembleResponseModel:

@@ -468,8 +468,27 @@ def _train_one(cfg: TrainConfig, out_dir: Path, from_run, freeze, force, progres
         final = trainer.model_of(best_params)
         if cfg.refit.enabled:
             extra = {**extra, "refit": _refit(trainer, final, train_data, val_data, metas, out_dir, progress)}
-        _write_model(out_dir, final, cfg, model_cfg, metas, state, paths, extra)
+        _write_model(out_dir, final, cfg, model_cfg, metas, state, paths, extra,
+                     feature_sd=channel_sd(final, train_data, cfg.train.burn_in))
     return out_dir
+
+
+def channel_sd(model, data: dict, burn_in: int, trials: int = 8, chunk: int = 4) -> list[float]:
+    """Each core channel's standard deviation over space and time (after ``burn_in``) on the first
+    ``trials`` training trials of every scan: the scale that makes readout feature weights
+    comparable across channels (:meth:`twin.model.response.TwinResponseModel.readout_features`).
+    Deterministic; a few core passes."""
+    import jax
+
+    feats = jax.jit(model.features)
+    n, s, s2 = 0.0, 0.0, 0.0
+    for d in data.values():
+        for i in range(0, min(trials, d.stimulus.shape[0]), chunk):
+            f = np.asarray(feats(d.stimulus[i:min(trials, i + chunk)].astype(np.float32)), np.float64)[:, burn_in:]
+            f = f.reshape(-1, f.shape[-1])
+            n, s, s2 = n + len(f), s + f.sum(0), s2 + (f ** 2).sum(0)
+    var = np.maximum(s2 / max(n, 1.0) - (s / max(n, 1.0)) ** 2, 0.0)
+    return [round(float(v), 6) for v in np.sqrt(var)]
 
 
 def _refit(trainer: Trainer, model, train_data: dict, val_data: dict, metas: dict, out_dir: Path,
@@ -502,7 +521,8 @@ def _refit(trainer: Trainer, model, train_data: dict, val_data: dict, metas: dic
             "penalty_counts": {f"{k:g}": int(v) for k, v in counts.items()}}
 
 
-def _write_model(out_dir: Path, model, cfg: TrainConfig, model_cfg, metas, state, paths, extra) -> None:
+def _write_model(out_dir: Path, model, cfg: TrainConfig, model_cfg, metas, state, paths, extra,
+                 feature_sd: list[float] | None = None) -> None:
     import pandas as pd
     from flax import nnx
 
@@ -523,4 +543,5 @@ def _write_model(out_dir: Path, model, cfg: TrainConfig, model_cfg, metas, state
         "pixel_size_deg": first.pixel_size_deg, "burn_in": cfg.train.burn_in,
         "best_step": int(state["best_step"]), "best_val_corr": float(state["best_score"]),
         "steps_done": int(state["step"]), "seed": cfg.seed, **extra,
+        **({} if feature_sd is None else {"feature_sd": feature_sd}),
     })
