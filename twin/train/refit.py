@@ -32,11 +32,12 @@ neurons', 0.680 trained, 0.710 with this ridge): a Gaussian population prior ins
 (penalty (w - mu)' Sigma^-1 (w - mu) on the raw weights, mu and a Ledoit-Wolf Sigma from the
 ridge-refitted weights of all 400 neurons, its strength chosen per neuron by the same
 cross-validation) 0.666; the same with each neuron's prior from the other half of the neurons
-0.663; with mu = 0 0.653. The cross-validation chose strong priors (multipliers 3-30 of the prior's
-own weight) because the Poisson loss rewards the population's shared drive, which correlation
-with a neuron's own average response does not. Lagged design columns (the features one and two
-frames back, a per-neuron temporal filter) did not lower the cross-validated loss (100 neurons of
-scan 1: 0.5779 without, 0.5781 with one lag, 0.5786 with two; validation correlation 0.161, 0.163, 0.160).
+0.663; with mu = 0 (the population's covariance only) 0.653. The cross-validation chose strong
+priors (3-30 times the prior's own weight), perhaps because the Poisson loss rewards the
+population's shared drive while the correlation with a neuron's average response does not
+(not tested). Lagged design columns (the features one and two frames back: a per-neuron temporal
+filter) did not lower the cross-validated loss (100 neurons of scan 1: 0.5779 without, 0.5781
+with one lag, 0.5786 with two; validation correlation 0.161, 0.163, 0.160).
 
 Cost: one core pass over the training trials per block of neurons (``max_block_mb`` of design
 per block: frames x (features x components + 1) floats per neuron), folds + iterations
