@@ -45,6 +45,8 @@ def test_bad_seeds_and_freeze_values_are_input_errors(tmp_path, capsys):
 @pytest.mark.parametrize("toml, key, word", [
     ("[model.readout]\npooling = 1\n", "model.readout.pooling", "points"),
     ("[model.readout]\nmask = 4\n", "model.readout.mask", "odd"),
+    ("[model.readout]\nsurround = 0.5\n", "model.readout.surround", "> 1"),
+    ("[model.readout]\nsurround = 2.0\nmask = 3\n", "model.readout.surround", "mask"),
     ("[model.core]\ngru_hidden_kernel = 2\n", "model.core.gru_hidden_kernel", "odd"),
 ])
 def test_a_bad_model_size_is_a_one_line_error_naming_the_key(tmp_path, capsys, toml, key, word):

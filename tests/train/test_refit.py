@@ -26,6 +26,8 @@ def _model(n_units=6, **readout):
     # as after training: non-zero extra components, shifter and modulator away from identity
     if r.extra is not None:
         r.extra.features[...] = jnp.asarray(rng.normal(size=r.extra.features.shape), jnp.float32)
+    if r.surround_features is not None:
+        r.surround_features[...] = jnp.asarray(rng.normal(size=r.surround_features.shape), jnp.float32)
     for mlp in (r.shifter, r.modulator):
         last = mlp.layers[-1]
         last.kernel[...] = jnp.asarray(rng.normal(size=last.kernel.shape) * 0.3, jnp.float32)
@@ -33,7 +35,8 @@ def _model(n_units=6, **readout):
 
 
 @pytest.mark.parametrize("readout", [dict(), dict(pooling=3), dict(components=2),
-                                     dict(components=2, pooling=2), dict(mask=3, components=2)])
+                                     dict(components=2, pooling=2), dict(mask=3, components=2),
+                                     dict(surround=2.5), dict(components=2, pooling=2, surround=2.0)])
 def test_design_times_weights_plus_bias_is_the_readout(readout):
     m = _model(**readout)
     r = m.readouts[RID]

@@ -113,6 +113,25 @@ def test_feature_sd_is_each_core_channels_sd_on_the_first_training_trials(rec_di
     assert len(m.info["feature_sd"]) == f.shape[-1]
 
 
+def test_surround_trains_saves_reloads_and_adds_to_the_net_features(rec_dir, tmp_path):
+    cfg = tiny_config(rec_dir, steps=2, eval_every=2)
+    cfg = replace(cfg, model=replace(cfg.model, readout=replace(cfg.model.readout, surround=2.0, components=2)))
+    m = load_model(train(cfg, tmp_path / "sur", progress=False))
+    ro = m.model.readouts["7-1-1"]
+    s = np.asarray(ro.surround_features[...])
+    assert s.shape == (5, 2, 3) and float(np.abs(s).max()) > 0          # trained away from zero, restored
+    net = np.asarray(ro.features[...]) + np.asarray(ro.extra.features[...]).sum(1) + s.sum(1)
+    np.testing.assert_allclose(m.readout_features("7-1-1"), net * np.asarray(m.info["feature_sd"]), rtol=1e-5)
+    from twin.model.response import TwinResponseModel
+
+    stim = jnp.asarray(np.random.default_rng(0).uniform(0, 255, (1, 4, 8, 10)), jnp.float32)
+    with_surround = np.asarray(m.predict(stim, "7-1-1"))
+    ro.surround_features[...] = jnp.zeros_like(ro.surround_features[...])
+    without = np.asarray(TwinResponseModel(m.model, m.info, m._units).predict(stim, "7-1-1"))
+    assert with_surround.shape == without.shape == (1, 4, 5)
+    assert not np.allclose(with_surround, without, rtol=1e-6, atol=1e-7)   # the surround is read
+
+
 def test_weight_patches_train_save_and_reload(rec_dir, tmp_path):
     cfg = tiny_config(rec_dir, steps=2, eval_every=2)
     cfg = replace(cfg, model=replace(cfg.model, readout=replace(cfg.model.readout, mask=3, mask_l1=0.1)))

@@ -97,6 +97,18 @@ class ReadoutConfig:
     mask: int = 0
     mask_init_sigma: float = 1.0   # s.d. (feature pixels) of the Gaussian the patch weights start as
     mask_l1: float = 0.0
+    # surround > 1: each Gaussian component also reads the features averaged over the same
+    # Gaussian widened ``surround`` times, with its own feature vector (started at zero): a
+    # per-neuron surround (or wider RF) in the core's channels. 0: off. Not with ``mask``.
+    surround: float = 0.0
+
+    def surround_problem(self) -> str | None:
+        """What ``surround`` should be, when it is not a valid value (None when it is)."""
+        if self.surround != 0 and not self.surround > 1:
+            return "0 (off) or a widening factor > 1"
+        if self.surround and self.mask:
+            return "0 when model.readout.mask is used"
+        return None
 
     def mask_problem(self) -> str | None:
         """What ``mask`` should be, when it is not a valid value (None when it is)."""

@@ -136,6 +136,13 @@ class ScanReadout(nnx.Module):
                 chol=nnx.Param(jnp.asarray(np.tile(np.eye(2) * rc.init_sigma, (n_units, k, 1, 1)), jnp.float32)),
                 features=nnx.Param(jnp.zeros((n_units, k, channels), jnp.float32)))
         self.extra = extra
+        if (expected := rc.surround_problem()) is not None:
+            raise ValueError(f"model.readout.surround: expected {expected}, got {rc.surround}")
+        # surround: per Gaussian component a feature vector read over the component's Gaussian
+        # widened ``surround`` times; zero at the start (the readout begins as without it)
+        self.surround = float(rc.surround)
+        self.surround_features = (nnx.Param(jnp.zeros((n_units, rc.components, channels), jnp.float32))
+                                  if rc.surround else None)
         # bias so that ELU(bias) + 1 starts at the unit's mean response
         mean = np.full(n_units, 1.0) if mean_response is None else np.maximum(mean_response, 1e-3)
         bias = np.where(mean >= 1, mean - 1, np.log(np.maximum(mean, 1e-3)))
@@ -211,6 +218,9 @@ class ScanReadout(nnx.Module):
             gauss.append((jnp.clip(self.extra.mu[...], -1.0, 1.0), jnp.tril(self.extra.chol[...]),
                           self.extra.features[...]))
         out = 0.0 if self.mask_weights is None else self._masked(features, mu, weights, shift)
+        if self.surround_features is not None:   # the same Gaussians widened, own feature vectors
+            sm, sc = (jnp.concatenate(parts, 1) for parts in list(zip(*gauss))[:2])
+            gauss.append((sm, sc * self.surround, self.surround_features[...]))
         if gauss:
             gm, gc, gw = (jnp.concatenate(parts, 1) for parts in zip(*gauss))
             pts = self._component(features, gm.reshape(-1, 2), gc.reshape(-1, 2, 2), gw.reshape(-1, c), shift, key)
@@ -259,6 +269,8 @@ class ScanReadout(nnx.Module):
         w = [self.features[...][:, None]]
         if self.extra is not None:
             w.append(self.extra.features[...])
+        if self.surround_features is not None:
+            w.append(self.surround_features[...])
         return jnp.concatenate(w, 1)
 
     def design(self, features: jax.Array, behaviour: dict | None = None) -> tuple[jax.Array, jax.Array]:
@@ -288,6 +300,9 @@ class ScanReadout(nnx.Module):
         if self.extra is not None:
             mus.append(jnp.clip(self.extra.mu[...], -1.0, 1.0))
             chols.append(jnp.tril(self.extra.chol[...]))
+        if self.surround_features is not None:
+            mus.append(jnp.concatenate(mus, 1))
+            chols.append(jnp.concatenate(chols, 1) * self.surround)
         if mus:
             mu, chol = jnp.concatenate(mus, 1), jnp.concatenate(chols, 1)                # (N, G', 2[, 2])
             n, g = mu.shape[:2]
@@ -354,9 +369,14 @@ class ScanReadout(nnx.Module):
 
     def net_features(self) -> jax.Array:
         """(N, C) each neuron's net weight on each core channel: the feature vectors of all its
-        components summed (component 0's alone when ``components`` is 1)."""
+        components (and surrounds, ``model.readout.surround``) summed (component 0's alone when
+        ``components`` is 1 without surround)."""
         f = self.features[...]
-        return f if self.extra is None else f + jnp.sum(self.extra.features[...], axis=1)
+        if self.extra is not None:
+            f = f + jnp.sum(self.extra.features[...], axis=1)
+        if self.surround_features is not None:
+            f = f + jnp.sum(self.surround_features[...], axis=1)
+        return f
 
     def l1_penalty(self) -> jax.Array:
         """Mean absolute readout feature weight (per neuron sum over all components, averaged
@@ -364,4 +384,6 @@ class ScanReadout(nnx.Module):
         l1 = jnp.sum(jnp.abs(self.features[...]), axis=-1)
         if self.extra is not None:
             l1 = l1 + jnp.sum(jnp.abs(self.extra.features[...]), axis=(-2, -1))
+        if self.surround_features is not None:
+            l1 = l1 + jnp.sum(jnp.abs(self.surround_features[...]), axis=(-2, -1))
         return jnp.mean(l1)

@@ -268,6 +268,8 @@ def train(config: TrainConfig | str | os.PathLike, out_dir: str | os.PathLike, *
         raise InputError(config_path, "model.readout.mask", expected, repr(config.model.readout.mask))
     if (expected := config.model.readout.components_problem()) is not None:
         raise InputError(config_path, "model.readout.components", expected, repr(config.model.readout.components))
+    if (expected := config.model.readout.surround_problem()) is not None:
+        raise InputError(config_path, "model.readout.surround", expected, repr(config.model.readout.surround))
     if (problem := config.model.core.kernel_problem()) is not None:
         raise InputError(config_path, f"model.core.{problem[0]}", problem[1], repr(problem[2]))
     if (problem := config.refit.problem()) is not None:

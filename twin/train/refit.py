@@ -255,8 +255,11 @@ def refit_scan(model, rid: str, data, burn_in: int, cfg: RefitConfig, progress=N
         if progress is not None:
             progress.update(1)
     r.features[...] = jnp.asarray(w_all[:, 0], jnp.float32)
+    n_main = g if r.surround_features is None else g - r.surround_features.shape[1]
     if r.extra is not None:
-        r.extra.features[...] = jnp.asarray(w_all[:, 1:], jnp.float32)
+        r.extra.features[...] = jnp.asarray(w_all[:, 1:n_main], jnp.float32)
+    if r.surround_features is not None:
+        r.surround_features[...] = jnp.asarray(w_all[:, n_main:], jnp.float32)
     r.bias[...] = jnp.asarray(b_all, jnp.float32)
     return out
 
