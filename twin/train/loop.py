@@ -481,12 +481,15 @@ def channel_sd(model, data: dict, burn_in: int, trials: int = 8, chunk: int = 4)
     comparable across channels (:meth:`twin.model.response.TwinResponseModel.readout_features`).
     Deterministic; a few core passes."""
     import jax
+    from flax import nnx
 
-    feats = jax.jit(model.features)
+    graphdef, state = nnx.split(model)       # parameters as arguments, not constants baked into the jit
+    feats = jax.jit(lambda st, x: nnx.merge(graphdef, st).features(x))
     n, s, s2 = 0.0, 0.0, 0.0
     for d in data.values():
         for i in range(0, min(trials, d.stimulus.shape[0]), chunk):
-            f = np.asarray(feats(d.stimulus[i:min(trials, i + chunk)].astype(np.float32)), np.float64)[:, burn_in:]
+            x = d.stimulus[i:min(trials, i + chunk)].astype(np.float32)
+            f = np.asarray(feats(state, x), np.float64)[:, burn_in:]
             f = f.reshape(-1, f.shape[-1])
             n, s, s2 = n + len(f), s + f.sum(0), s2 + (f ** 2).sum(0)
     var = np.maximum(s2 / max(n, 1.0) - (s / max(n, 1.0)) ** 2, 0.0)
