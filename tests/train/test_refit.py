@@ -160,3 +160,23 @@ def test_training_with_refit_changes_only_the_readout_weights_and_records_it(rec
     with pytest.raises(InputError, match="refit.folds"):
         train(replace(cfg, refit=RefitConfig(enabled=True, folds=1)), tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad").exists()
+
+
+def test_relax_scale_keeps_each_direction_and_undoes_the_ridge_shrinkage():
+    """``relax_scale``: each neuron's ridge direction kept, its scale and bias refitted without the
+    penalty: the training loss falls, and shrunk signal units get back towards the planted size."""
+    cfg = RefitConfig(enabled=True, folds=4, penalties=[1.0, 10.0, 100.0], cv_iterations=3, iterations=10)
+    m1, data, planted = _planted_scan()
+    m2, _, _ = _planted_scan()
+    ridge = refit_scan(m1, RID, data, burn_in=2, cfg=cfg)
+    relaxed = refit_scan(m2, RID, data, burn_in=2, cfg=RefitConfig(**{**cfg.__dict__, "relax_scale": True}))
+    w1, w2 = np.asarray(m1.readouts[RID].features[...]), np.asarray(m2.readouts[RID].features[...])
+    np.testing.assert_array_equal(ridge["penalty"], relaxed["penalty"])
+    np.testing.assert_allclose(ridge["scale"], 1.0)
+    np.testing.assert_allclose(w2, w1 * relaxed["scale"][:, None], rtol=1e-4, atol=1e-6)   # same directions
+    assert (relaxed["train_loss_after"] <= ridge["train_loss_after"] + 1e-7).all()
+    strong = slice(0, planted.shape[0] // 2)
+    size = np.linalg.norm(w1, axis=1) / np.linalg.norm(planted, axis=1)
+    size_relaxed = np.linalg.norm(w2, axis=1) / np.linalg.norm(planted, axis=1)
+    assert (size[strong] < 0.9).all() and (relaxed["scale"][strong] > 1.0).all()
+    assert (np.abs(np.log(size_relaxed[strong])) < np.abs(np.log(size[strong]))).all()
