@@ -139,14 +139,16 @@ def test_training_with_refit_changes_only_the_readout_weights_and_records_it(rec
     cfg = tiny_config(rec_dir)
     plain = train(cfg, tmp_path / "plain", progress=False)
     refit_cfg = replace(cfg, refit=RefitConfig(enabled=True, folds=2, penalties=[0.1, 1.0], cv_iterations=2,
-                                               iterations=3))
+                                               iterations=3, relax_scale=True))
     run = train(refit_cfg, tmp_path / "refit", progress=False)
     info = json.loads((run / "model.json").read_text())["refit"]
     assert set(info) >= {"val_corr_before", "val_corr_after", "penalty_counts", "seconds"}
     assert sum(info["penalty_counts"].values()) == 10
+    assert set(info["scale_quantiles"]) == {"0.1", "0.5", "0.9"}
     assert np.isclose(info["val_corr_before"], json.loads((plain / "model.json").read_text())["best_val_corr"])
     table = pd.read_parquet(run / "refit.parquet")
     assert len(table) == 10 and set(table.recording_id) == {"7-1-1", "7-1-2"}
+    assert np.isclose(table.scale.median(), info["scale_quantiles"]["0.5"], atol=1e-4)
     np.testing.assert_array_equal(table.unit_id, np.tile(np.arange(5), 2))
     a, _ = load_twin_module(plain)
     b, _ = load_twin_module(run)

@@ -521,9 +521,14 @@ def _refit(trainer: Trainer, model, train_data: dict, val_data: dict, metas: dic
     counts = table.penalty.value_counts().sort_index()
     if progress and before is not None:
         print(f"refit readouts: validation correlation {before:.4f} -> {after:.4f} "
-              f"(median penalty {float(table.penalty.median()):g}, {time.perf_counter() - t0:.0f} s)")
-    return {"val_corr_before": before, "val_corr_after": after, "seconds": round(time.perf_counter() - t0, 1),
+              f"(median penalty {float(table.penalty.median()):g}"
+              + (f", median scale {float(table.scale.median()):.2f}" if trainer.cfg.refit.relax_scale else "")
+              + f", {time.perf_counter() - t0:.0f} s)")
+    info = {"val_corr_before": before, "val_corr_after": after, "seconds": round(time.perf_counter() - t0, 1),
             "penalty_counts": {f"{k:g}": int(v) for k, v in counts.items()}}
+    if trainer.cfg.refit.relax_scale:   # each neuron's unpenalised rescaling of its drive
+        info["scale_quantiles"] = {f"{q:g}": round(float(table.scale.quantile(q)), 4) for q in (0.1, 0.5, 0.9)}
+    return info
 
 
 def _write_model(out_dir: Path, model, cfg: TrainConfig, model_cfg, metas, state, paths, extra,
