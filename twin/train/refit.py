@@ -240,7 +240,8 @@ def refit_scan(model, rid: str, data, burn_in: int, cfg: RefitConfig, progress=N
     """Refit scan ``rid``'s readout feature vectors and bias in ``model`` (in place) on training
     trials ``data`` (:class:`twin.train.data.ScanData`). Returns per-neuron arrays: ``penalty``
     (chosen), ``cv_loss`` (N, penalties) held-out Poisson loss per frame, ``train_loss_before`` /
-    ``train_loss_after`` (all training frames, unpenalised)."""
+    ``train_loss_after`` (all training frames, unpenalised), ``scale`` (the ``relax_scale``
+    factor; 1 without it)."""
     import jax.numpy as jnp
 
     objective, curvature, fit, relax = _glm_functions()
@@ -319,7 +320,7 @@ def refit_scan(model, rid: str, data, burn_in: int, cfg: RefitConfig, progress=N
 def refit_readouts(model, train_data: dict, burn_in: int, cfg: RefitConfig, progress: bool = True):
     """Refit every scan's readout of ``model`` in place (see the module docstring); returns a
     pandas table, one row per neuron: recording_id, unit index, chosen penalty, held-out loss at
-    the chosen and at the smallest penalty, training loss before and after."""
+    the chosen and at the smallest penalty, training loss before and after, relaxed scale."""
     import pandas as pd
     from tqdm.auto import tqdm
 
