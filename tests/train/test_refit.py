@@ -122,6 +122,8 @@ def test_refit_config_problems_are_named():
     assert RefitConfig().problem() is None
     assert RefitConfig(folds=1).problem()[0] == "folds"
     assert RefitConfig(penalties=[-1.0]).problem()[0] == "penalties"
+    assert RefitConfig(relax_in_cv=True).problem()[0] == "relax_in_cv"
+    assert RefitConfig(relax_in_cv=True, relax_scale=True).problem() is None
 
 
 def test_training_with_refit_changes_only_the_readout_weights_and_records_it(rec_dir, tmp_path):
@@ -182,3 +184,24 @@ def test_relax_scale_keeps_each_direction_and_undoes_the_ridge_shrinkage():
     size_relaxed = np.linalg.norm(w2, axis=1) / np.linalg.norm(planted, axis=1)
     assert (size[strong] < 0.9).all() and (relaxed["scale"][strong] > 1.0).all()
     assert (np.abs(np.log(size_relaxed[strong])) < np.abs(np.log(size[strong]))).all()
+
+
+def test_relax_in_cv_scores_each_penalty_by_its_relaxed_fit():
+    """``relax_in_cv``: the held-out loss of each penalty is that of its relaxed fit, so it can only
+    differ from the plain cross-validation's, and the chosen penalty is still its minimum."""
+    cfg = RefitConfig(enabled=True, folds=4, penalties=[0.1, 1.0, 10.0, 100.0], cv_iterations=3, iterations=10,
+                      relax_scale=True)
+    m1, data, _ = _planted_scan()
+    m2, _, _ = _planted_scan()
+    plain = refit_scan(m1, RID, data, burn_in=2, cfg=cfg)
+    cv = refit_scan(m2, RID, data, burn_in=2, cfg=RefitConfig(**{**cfg.__dict__, "relax_in_cv": True}))
+    n = len(cv["penalty"])
+    assert not np.allclose(cv["cv_loss"], plain["cv_loss"])
+    pick = np.searchsorted(np.asarray(cfg.penalties, np.float32), cv["penalty"])
+    np.testing.assert_allclose(cv["cv_loss"][np.arange(n), pick], cv["cv_loss"].min(1))
+    # for the units with signal, relaxing the strongest penalty's fit recovers much of what that
+    # penalty cost in held-out loss (in the plain cross-validation it is the worst by far)
+    strong = slice(0, n // 2)
+    gap = cv["cv_loss"][strong, -1] - cv["cv_loss"][strong].min(1)
+    gap_plain = plain["cv_loss"][strong, -1] - plain["cv_loss"][strong].min(1)
+    assert (gap < 0.5 * gap_plain).all()
