@@ -33,8 +33,8 @@ fitted direction ``w`` and refits, without the penalty, only the scale and bias 
 core pass), as the relaxed lasso does for the lasso's shrinkage. Why: the ridge shrinks the
 noisiest neurons' drive towards its mean, which leaves correlations almost unchanged but flattens
 their tuning curves, so selectivity indices follow each neuron's noise instead of its tuning. On
-the demo twin (seed 0) the twin's gOSI over the planted neurons' fell with the chosen penalty
-from 0.65 (penalty 0.1) to 0.05 (penalty 10); relaxed (median a = 1.34, 10th-90th percentile
+the demo twin (seed 0) the median ratio of the twin's gOSI to the planted neuron's fell with
+the chosen penalty from 0.65 (penalty 0.1) to 0.05 (penalty 10); relaxed (median a = 1.34, 10th-90th percentile
 1.14-2.62) 0.71 to 0.31. Validation correlation 0.1701 (0.1660 without, 0.1595 trained);
 held-out natural movies 0.712 of the truth (0.710 without), Gabors 0.716 (0.686), flashing dots
 0.670 (0.679); in silico gOSI Spearman 0.42 (0.38), from directional noise 0.64 (0.58),
