@@ -205,3 +205,17 @@ def test_relax_in_cv_scores_each_penalty_by_its_relaxed_fit():
     gap = cv["cv_loss"][strong, -1] - cv["cv_loss"][strong].min(1)
     gap_plain = plain["cv_loss"][strong, -1] - plain["cv_loss"][strong].min(1)
     assert (gap < 0.5 * gap_plain).all()
+
+
+@pytest.mark.parametrize("readout", [dict(), dict(components=2), dict(surround=2.0), dict(components=3, surround=2.0)])
+def test_set_feature_weights_is_the_inverse_of_feature_weights(readout):
+    r = _model(**readout).readouts[RID]
+    before = {k: np.asarray(v[...]).copy() for k, v in
+              (("features", r.features), ("extra", r.extra.features if r.extra is not None else None),
+               ("surround", r.surround_features)) if v is not None}
+    r.set_feature_weights(np.asarray(r.feature_weights()) * 2.0)
+    np.testing.assert_allclose(np.asarray(r.features[...]), 2.0 * before["features"])
+    if "extra" in before:
+        np.testing.assert_allclose(np.asarray(r.extra.features[...]), 2.0 * before["extra"])
+    if "surround" in before:
+        np.testing.assert_allclose(np.asarray(r.surround_features[...]), 2.0 * before["surround"])

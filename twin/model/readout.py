@@ -273,6 +273,16 @@ class ScanReadout(nnx.Module):
             w.append(self.surround_features[...])
         return jnp.concatenate(w, 1)
 
+    def set_feature_weights(self, w) -> None:
+        """Write (N, G, C) feature vectors back in :meth:`feature_weights`' order."""
+        w = jnp.asarray(w, jnp.float32)
+        n_surround = 0 if self.surround_features is None else self.surround_features.shape[1]
+        self.features[...] = w[:, 0]
+        if self.extra is not None:
+            self.extra.features[...] = w[:, 1:w.shape[1] - n_surround]
+        if self.surround_features is not None:
+            self.surround_features[...] = w[:, w.shape[1] - n_surround:]
+
     def design(self, features: jax.Array, behaviour: dict | None = None) -> tuple[jax.Array, jax.Array]:
         """What the evaluation-mode readout reads before its feature weights: features
         (B, T, H, W, C) -> (x (B, T, N, G, C), gain (B, T, N)) with

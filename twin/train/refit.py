@@ -34,8 +34,8 @@ core pass), as the relaxed lasso does for the lasso's shrinkage. Why: the ridge 
 noisiest neurons' drive towards its mean, which leaves correlations almost unchanged but flattens
 their tuning curves, so selectivity indices follow each neuron's noise instead of its tuning. On
 the demo twin (seed 0) the median ratio of the twin's gOSI to the planted neuron's fell with
-the chosen penalty from 0.65 (penalty 0.1) to 0.05 (penalty 10); relaxed (median a = 1.34, 10th-90th percentile
-1.14-2.62) 0.71 to 0.31. Validation correlation 0.1701 (0.1660 without, 0.1595 trained);
+the chosen penalty from 0.65 (penalty 0.1) to 0.05 (penalty 10); relaxed (median a = 1.34,
+10th-90th percentile 1.14-2.62) 0.71 to 0.31. Validation correlation 0.1701 (0.1660 without, 0.1595 trained);
 held-out natural movies 0.712 of the truth (0.710 without), Gabors 0.716 (0.686), flashing dots
 0.670 (0.679); in silico gOSI Spearman 0.42 (0.38), from directional noise 0.64 (0.58),
 signal-correlation r 0.64 (0.62). The cost: a neuron with no signal at all gets its
@@ -330,12 +330,7 @@ def refit_scan(model, rid: str, data, burn_in: int, cfg: RefitConfig, progress=N
         out["scale"][sl] = np.where(ok, scale, 1.0)
         if progress is not None:
             progress.update(1)
-    r.features[...] = jnp.asarray(w_all[:, 0], jnp.float32)
-    n_main = g if r.surround_features is None else g - r.surround_features.shape[1]
-    if r.extra is not None:
-        r.extra.features[...] = jnp.asarray(w_all[:, 1:n_main], jnp.float32)
-    if r.surround_features is not None:
-        r.surround_features[...] = jnp.asarray(w_all[:, n_main:], jnp.float32)
+    r.set_feature_weights(w_all)
     r.bias[...] = jnp.asarray(b_all, jnp.float32)
     return out
 
