@@ -35,6 +35,13 @@ def test_battery_on_planted_neurons_recovers_orientation_rf_and_cell_class(sim, 
     assert s["simple_complex_auc"] >= 0.85
     assert s["rf_within_radius"] >= 0.8
     assert s["noise_ori_error_median_deg"] < 15 and s["noise_gosi_spearman"] > 0.99   # same battery on both sides
+    # diagnostics: the same battery on both sides gives the same numbers on both sides
+    gp = s["gosi_vs_planted"]
+    assert {"rf_sigma_deg", "sf_cpd", "phase_invariance", "norm_sigma"} <= set(gp)
+    assert all(d["model"] == d["truth"] for d in gp.values())
+    assert s["first_pc_share"]["model"] == s["first_pc_share"]["truth"] and 0 < s["first_pc_share"]["model"] < 1
+    assert s["signal_corr_mean"]["model"] == s["signal_corr_mean"]["truth"]
+    assert "gOSI vs planted" in printed and "first_pc_share" in printed
     # the noise score reads the noise gOSI: shuffling it on the truth side breaks only that score
     from twin.insilico.common import load_dataset
 
@@ -45,6 +52,19 @@ def test_battery_on_planted_neurons_recovers_orientation_rf_and_cell_class(sim, 
     shuffled.to_netcdf(tmp_path / "shuffled" / "tuning.h5", engine="h5netcdf")
     s_shuf = score_battery(out, sim, truth_battery_dir=tmp_path / "shuffled")
     assert s_shuf["gosi_spearman"] > 0.99 and abs(s_shuf["noise_gosi_spearman"]) < 0.5
+    # a "model" whose gOSI is the planted RF size follows it perfectly; the truth side is unchanged
+    import pandas as pd
+
+    units = pd.read_parquet(sim / "truth" / "units.parquet")
+    units["recording_id"] = units["recording_id"].astype(str)
+    fake = load_dataset(out / "tuning.h5")
+    key = pd.DataFrame({"recording_id": fake["recording_id"].values.astype(str), "unit_id": fake["unit_id"].values})
+    fake["gosi"] = ("unit", key.merge(units, on=["recording_id", "unit_id"], how="left")["rf_sigma_deg"].values)
+    (tmp_path / "fake").mkdir()
+    fake.to_netcdf(tmp_path / "fake" / "tuning.h5", engine="h5netcdf")
+    s_fake = score_battery(tmp_path / "fake", sim, truth_battery_dir=out)
+    assert s_fake["gosi_vs_planted"]["rf_sigma_deg"]["model"] == pytest.approx(1.0)
+    assert s_fake["gosi_vs_planted"]["rf_sigma_deg"]["truth"] == gp["rf_sigma_deg"]["truth"]
     # other natural movies than the simulator's own (short: 4 clips) battery: pairwise signal
     # correlations still agree clearly beyond chance
     s_sim = score_battery(out, sim)

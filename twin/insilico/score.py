@@ -24,6 +24,17 @@ SIM_DIR`` runs both batteries and prints them):
   battery is given (else on the simulator's truth/profiles.h5 battery); bar: >= 0.7;
 * ``quality_bar``: each criterion's pass/fail.
 
+Diagnostics beside the bar (why a number falls short):
+
+* ``gosi_vs_planted``: {planted parameter: {"model": rho, "truth": rho}}, the Spearman r of the
+  battery's and of the truth battery's gOSI with each planted parameter of ``PLANTED`` over the
+  scored neurons: which planted properties the model's tuning follows and which it misses (on the
+  default mouse the planted gratings' gOSI follows RF size and normalisation, the twin's does not);
+* ``first_pc_share`` and ``signal_corr_mean``: {"model": x, "truth": y}, the share of the
+  natural-movie battery responses' variance (each neuron z-scored) on their first principal
+  component, and the mean pairwise signal correlation over the scored pairs: a model whose
+  responses lean on a shared component more than the truth's inflates every pair's correlation.
+
 Only neurons the twin predicts well enter when ``metrics_path`` (``twin evaluate``'s
 metrics.h5) is given: natural-movie ``cc_norm >= min_cc_norm``.
 """
@@ -44,6 +55,8 @@ from twin.insilico.common import load_dataset
 from twin.similarity import load_profiles, pair_similarity
 
 KEY = ["recording_id", "unit_id"]
+PLANTED = ("rf_sigma_deg", "sf_cpd", "tf_hz", "norm_sigma", "phase_invariance", "direction_strength", "threshold",
+           "amplitude_hz", "noise_sd")
 
 
 def _frame(ds, names) -> pd.DataFrame:
@@ -105,6 +118,13 @@ def score_battery(battery_dir: str | os.PathLike, sim_dir: str | os.PathLike,
         ok = df["true_gosi"].notna()
         rho = spearmanr(df.loc[ok, "gosi"], df.loc[ok, "true_gosi"]).statistic if ok.sum() > 2 else None
         out["gosi_spearman"] = None if rho is None else float(rho)
+        if ok.sum() > 2:
+            # a planted column that the battery also has (phase_invariance) carries pandas' "_x"
+            planted = {c: (c + "_x" if c in tw.columns else c) for c in PLANTED
+                       if (c + "_x" if c in tw.columns else c) in df}
+            out["gosi_vs_planted"] = {c: {"model": _rho(df.loc[ok, col], df.loc[ok, "gosi"]),
+                                          "truth": _rho(df.loc[ok, col], df.loc[ok, "true_gosi"])}
+                                      for c, col in planted.items()}
     else:
         out["gosi_spearman"] = None
     # the same from directional noise (MICrONS' "Monet2" stimulus), reported beside the gratings
@@ -163,8 +183,34 @@ def score_battery(battery_dir: str | os.PathLike, sim_dir: str | os.PathLike,
             sq = pair_similarity(q, keep["iq"].values[a], keep["iq"].values[b], ["signal_correlation"])
             out["signal_corr_r"] = float(pearsonr(sp["signal_correlation"], sq["signal_correlation"]).statistic)
             out["n_pairs"] = int(len(a))
+            out["signal_corr_mean"] = {"model": float(np.mean(sp["signal_correlation"])),
+                                       "truth": float(np.mean(sq["signal_correlation"]))}
+            out["first_pc_share"] = {"model": _first_pc_share(p["signal_response"].values[keep["ip"].values]),
+                                     "truth": _first_pc_share(q["signal_response"].values[keep["iq"].values])}
     out["quality_bar"] = {k: (None if out.get(k) is None else bool(f(out[k]))) for k, (f, _) in BAR.items()}
     return out
+
+
+def _rho(x, y) -> float | None:
+    """Spearman r, or None where either side is constant or has fewer than 3 finite pairs."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return None
+    return float(spearmanr(x[ok], y[ok]).statistic)
+
+
+def _first_pc_share(responses: np.ndarray) -> float:
+    """Share of the variance of (unit, sample) responses, each unit z-scored (constant units
+    dropped), on their first principal component."""
+    r = np.asarray(responses, np.float64)
+    r = r - r.mean(1, keepdims=True)
+    sd = r.std(1)
+    r = r[sd > 0] / sd[sd > 0, None]
+    if len(r) == 0:
+        return float("nan")
+    s = np.linalg.svd(r, compute_uv=False) ** 2
+    return float(s[0] / s.sum())
 
 
 BAR = {"ori_error_median_deg": (lambda v: v < 15, "< 15 deg (orientation-tuned cells)"),
@@ -186,6 +232,15 @@ def format_score(s: dict[str, Any]) -> str:
                                "n_complex", "rf_distance_median_radii",
                                "rf_within_radius_all_cells", "n_pairs") if s.get(k) is not None}
     lines.append("  " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in extra.items()))
+    pair = [f"{k} {d['model']:.3g} (truth {d['truth']:.3g})" for k in ("signal_corr_mean", "first_pc_share")
+            if (d := s.get(k)) is not None]
+    if pair:
+        lines.append("  natural-movie battery: " + ", ".join(pair))
+    gp = s.get("gosi_vs_planted") or {}
+    fmt = lambda v: "-" if v is None else f"{v:+.2f}"  # noqa: E731
+    if gp:
+        lines.append("  gOSI vs planted (Spearman, model / truth): "
+                     + ", ".join(f"{k} {fmt(d['model'])} / {fmt(d['truth'])}" for k, d in gp.items()))
     return "\n".join(lines)
 
 
