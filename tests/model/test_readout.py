@@ -131,12 +131,21 @@ def test_gaussian_pooling_projects_first_or_samples_channels_with_the_same_resul
     def loss(model):
         return jnp.sum(model(x, "a-1-1", beh) ** 2)
 
+    monkeypatch.setattr(ro, "POOL_PATH", "project")
     a, ga = nnx.value_and_grad(loss)(m)
-    monkeypatch.setattr(ro, "POOL_PROJECT_MAX", 0)
+    monkeypatch.setattr(ro, "POOL_PATH", "sample")
     b, gb = nnx.value_and_grad(loss)(m)
     np.testing.assert_allclose(a, b, rtol=1e-5)
     for u, v in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
         np.testing.assert_allclose(u, v, rtol=1e-3, atol=1e-5)
+
+
+def test_gaussian_pooling_takes_the_path_with_the_smaller_intermediate():
+    from twin.model.readout import pool_by_projection
+
+    assert pool_by_projection(18, 32, 16, 96)          # the demo twin: 576 <= 6,144 floats per neuron-frame
+    assert pool_by_projection(36, 64, 16, 64)          # sensorium-sized map, 64 channels
+    assert not pool_by_projection(128, 128, 4, 8)      # a big map read by few, narrow points: sample
 
 
 def _ramp_readout(rc: ReadoutConfig):
