@@ -12,6 +12,8 @@ ratio), the PyTorch peer's frames/s on the same data (2 threads) and twin / peer
 Sizes: ``demo`` takes its model and batch sizes from a training config (default
 experiments/train/demo.toml, else tiny.toml); ``sensorium`` is PERFORMANCE.md's size (batch
 32, 36x64, 4-layer 64-channel core, 8000 neurons) with ``--frames`` frames per clip.
+Runs with tcmalloc preloaded where the system has it, as the ``twin`` command does
+(twin.allocator; ``TWIN_ALLOCATOR=system`` for glibc's malloc) and prints which.
 Not run by the tests; needs torch (``pip install torch==2.13.0``; neuralpredictors 0.3.0
 optional) for the peer.
 """
@@ -168,6 +170,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--what-if", action="store_true",
                    help="time the twin with the layer implementations of twin_whatif.py patched in")
     args = p.parse_args(argv)
+    if argv is None:
+        # the allocator the `twin` command uses (twin.allocator): tcmalloc where the system has it,
+        # for the twin and the peer alike (one process); TWIN_ALLOCATOR=system for glibc's malloc
+        import os
+
+        from twin.allocator import preload_env
+
+        env = preload_env(os.environ)
+        if env is not None:
+            os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    from twin.allocator import in_use
+
+    print(f"host memory allocator: {in_use()}")
     if args.what_if:
         import twin_whatif
 
@@ -193,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(run_size("sensorium", spec, max(1, steps - 2) if args.quick else steps, peak,
                              not args.no_peer, args.threads))
     if args.json:
-        args.json.write_text(json.dumps({"matmul_gflops": peak / 1e9, "sizes": rows,
+        args.json.write_text(json.dumps({"matmul_gflops": peak / 1e9, "allocator": in_use(), "sizes": rows,
                                          "flops_by_layer": {r["size"]: forward_flops(PeerSpec(**{
                                              k: tuple(v) if isinstance(v, list) else v
                                              for k, v in r["spec"].items()})) for r in rows}},

@@ -38,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "simulate a synthetic mouse, train and evaluate twins, run in-silico "
                     "experiments, test connectivity hypotheses and write reports.",
     )
-    parser.add_argument("--version", action="version", version=f"twin {__version__}")
+    from twin.allocator import in_use
+
+    parser.add_argument("--version", action="version",
+                        version=f"twin {__version__} (host memory allocator: {in_use()})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -67,6 +70,15 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     return int(code or 0)
+
+
+def entry() -> None:
+    """The ``twin`` console script: :func:`main` on the command line's arguments, first
+    re-executed with tcmalloc preloaded where the system has it (:mod:`twin.allocator`)."""
+    from twin.allocator import reexec_with_tcmalloc
+
+    reexec_with_tcmalloc(sys.argv[1:])
+    sys.exit(main())
 
 
 if __name__ == "__main__":
