@@ -7,7 +7,7 @@ beside it), this machine's dense fp32 matmul FLOP/s measured in the same run (th
 ratio), the PyTorch peer's frames/s on the same data (2 threads) and twin / peer speed.
 
     .venv/bin/python benchmarks/train_throughput.py [--size demo|sensorium|both] [--quick]
-        [--config experiments/train/demo.toml] [--json OUT.json]
+        [--config experiments/train/demo.toml] [--json OUT.json] [--twin-conv xla|fft]
 
 Sizes: ``demo`` takes its model and batch sizes from a training config (default
 experiments/train/demo.toml, else tiny.toml); ``sensorium`` is PERFORMANCE.md's size (batch
@@ -59,6 +59,9 @@ def spec_from_config(path: Path, n_neurons: int, height: int, width: int) -> Pee
                     normalization=core.normalization == "divisive", norm_pool_px=core.norm_pool_px)
 
 
+TWIN_CONV = "xla"   # the twin's spatial convolutions (--twin-conv): same maths as the peer's either way
+
+
 def twin_config(spec: PeerSpec):
     """The twin's TrainConfig for a benchmark size (all kernels of one size after the first)."""
     from twin.model.config import CoreConfig, ModelConfig, ModulatorConfig, ShifterConfig
@@ -71,7 +74,8 @@ def twin_config(spec: PeerSpec):
                       gru_kernel=spec.rnn_kernel, gru_reset_after=spec.rnn_reset_after,
                       gru_hidden_kernel=spec.rnn_hidden_kernel, skip_features=spec.skip_features, downsample=spec.downsample,
                       input_downsample=spec.input_downsample,
-                      normalization="divisive" if spec.normalization else "none", norm_pool_px=spec.norm_pool_px)
+                      normalization="divisive" if spec.normalization else "none", norm_pool_px=spec.norm_pool_px,
+                      conv_impl=TWIN_CONV)
     model = ModelConfig(core=core, shifter=ShifterConfig(hidden=spec.shifter_hidden, layers=spec.shifter_layers),
                         modulator=ModulatorConfig(hidden=spec.modulator_hidden))
     train = OptimConfig(batch_size=spec.batch, clip_frames=spec.frames, burn_in=spec.burn_in, lr=spec.lr)
@@ -167,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-peer", action="store_true", help="skip the PyTorch peer")
     p.add_argument("--threads", type=int, default=2, help="PyTorch threads for the peer")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    p.add_argument("--twin-conv", choices=("xla", "fft"), default="xla",
+                   help="the twin's model.core.conv_impl (spatial convolutions through XLA or the FFT)")
     p.add_argument("--what-if", action="store_true",
                    help="time the twin with the layer implementations of twin_whatif.py patched in")
     args = p.parse_args(argv)
@@ -182,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
             os.execve(sys.executable, [sys.executable, *sys.argv], env)
     from twin.allocator import in_use
 
-    print(f"host memory allocator: {in_use()}")
+    global TWIN_CONV
+    TWIN_CONV = args.twin_conv
+    print(f"host memory allocator: {in_use()}; twin's spatial convolutions: {TWIN_CONV}")
     if args.what_if:
         import twin_whatif
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from twin.model.config import CoreConfig, feature_pixel_map
-from twin.model.core import Core, avg_pool, causal_temporal_conv, conv2d, conv2d_im2col
+from twin.model.core import Core, avg_pool, causal_temporal_conv, conv2d, conv2d_fft, conv2d_im2col, fft_length
 
 
 def test_causal_temporal_conv_matches_a_direct_sum_over_past_frames():
@@ -29,6 +30,36 @@ def test_im2col_convolution_equals_xla_convolution():
     for k in (1, 3, 5):
         w = jnp.asarray(rng.normal(size=(k, k, 3, 4)), jnp.float32)
         np.testing.assert_allclose(conv2d_im2col(x, w), conv2d(x, w), rtol=1e-4, atol=1e-4)
+
+
+def test_fft_convolution_equals_xla_convolution_in_values_and_gradients(monkeypatch):
+    import twin.model.core as core_mod
+
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.normal(size=(5, 7, 10, 3)), jnp.float32)
+    for kh, kw in ((1, 1), (3, 3), (5, 5), (7, 3), (4, 4), (9, 9)):   # even and wider than the frame too
+        w = jnp.asarray(rng.normal(size=(kh, kw, 3, 4)), jnp.float32)
+        np.testing.assert_allclose(conv2d_fft(x, w), conv2d(x, w), rtol=1e-4, atol=1e-4)
+
+        def loss(f, x, w):
+            return jnp.sum(jnp.sin(f(x, w)))
+
+        ga = jax.grad(lambda x, w: loss(conv2d, x, w), argnums=(0, 1))(x, w)
+        gb = jax.grad(lambda x, w: loss(conv2d_fft, x, w), argnums=(0, 1))(x, w)
+        for a, b in zip(ga, gb):
+            np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-3)
+    monkeypatch.setattr(core_mod, "CONV_CHUNK_ELEMENTS", 7 * 10 * 3 * 2)   # in pieces of 2 frames
+    np.testing.assert_allclose(conv2d_fft(x, w), conv2d(x, w), rtol=1e-4, atol=1e-4)
+    assert [fft_length(n) for n in (1, 7, 22, 42, 49, 97)] == [1, 8, 24, 45, 50, 100]
+
+
+def test_core_with_fft_convolutions_gives_the_numbers_of_xla_convolutions():
+    cfg = CoreConfig(channels=4, layers=2, kernel=(7, 5), temporal_kernel=3, gru_channels=3, skip_features=True)
+    a = Core(cfg, rng=np.random.default_rng(0))
+    b = Core(dataclasses.replace(cfg, conv_impl="fft"), rng=np.random.default_rng(0))
+    assert all(c.impl == "fft" for c in b.convs)
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 5, 12, 16)), jnp.float32)
+    np.testing.assert_allclose(b(x), a(x), rtol=1e-4, atol=1e-5)
 
 
 def test_core_output_at_time_t_ignores_later_frames():

@@ -60,6 +60,43 @@ def _conv2d(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     return jax.lax.conv_general_dilated(x, kernel, (stride, stride), pad, dimension_numbers=_DN)
 
 
+def fft_length(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n (a length the FFT handles fast)."""
+    best = 1 << max(0, int(n - 1).bit_length())
+    p3 = 1
+    while p3 < best:
+        p35 = p3
+        while p35 < best:
+            v = p35
+            while v < n:
+                v *= 2
+            best = min(best, v)
+            p35 *= 5
+        p3 *= 3
+    return best
+
+
+def conv2d_fft(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """:func:`conv2d` (stride 1, 'SAME') through the FFT: x (N, H, W, Cin), kernel (kh, kw,
+    Cin, Cout). The frames and the flipped kernel are zero-padded to at least (H + kh - 1,
+    W + kw - 1) (no wrap-around), multiplied per frequency with a sum over input channels, and
+    transformed back; the crop starts where XLA's 'SAME' padding puts output pixel 0. Large N runs
+    in pieces (:func:`in_pieces`)."""
+    return in_pieces(lambda v: _conv2d_fft(v, kernel), x)
+
+
+def _conv2d_fft(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    h, w = x.shape[1], x.shape[2]
+    kh, kw = kernel.shape[:2]
+    fh, fw = fft_length(h + kh - 1), fft_length(w + kw - 1)
+    xf = jnp.fft.rfft2(x, s=(fh, fw), axes=(1, 2))
+    kf = jnp.fft.rfft2(kernel[::-1, ::-1], s=(fh, fw), axes=(0, 1))
+    y = jnp.fft.irfft2(jnp.einsum("nhwc,hwcd->nhwd", xf, kf), s=(fh, fw), axes=(1, 2))
+    # cross-correlation = full convolution with the flipped kernel, shifted by kh - 1 - pad_low
+    oh, ow = kh - 1 - (kh - 1) // 2, kw - 1 - (kw - 1) // 2
+    return y[:, oh:oh + h, ow:ow + w].astype(x.dtype)
+
+
 def conv2d_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """The same convolution as :func:`conv2d` as one matmul over k*k shifted copies of ``x``.
 
@@ -106,16 +143,22 @@ def init_param(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) ->
 class FactorisedConv3d(nnx.Module):
     """Spatial k x k conv per frame, then a causal temporal conv of ``kt`` frames, plus bias."""
 
-    def __init__(self, cin: int, cout: int, k: int, kt: int, *, rng: np.random.Generator, stride: int = 1):
+    def __init__(self, cin: int, cout: int, k: int, kt: int, *, rng: np.random.Generator, stride: int = 1,
+                 impl: str = "xla"):
         self.spatial = init_param(rng, (k, k, cin, cout), k * k * cin)
         self.temporal = init_param(rng, (kt, cout, cout), kt * cout)
         self.bias = nnx.Param(jnp.zeros((cout,)))
         self.stride = stride
+        self.impl = impl      # "fft": the spatial convolution through the FFT (stride 1 only)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x (B, T, H, W, Cin) -> (B, T, H', W', Cout) (H' = ceil(H / stride))."""
         b, t, h, w, c = x.shape
-        y = conv2d(x.reshape(b * t, h, w, c), self.spatial[...], self.stride)
+        flat = x.reshape(b * t, h, w, c)
+        if self.impl == "fft" and self.stride == 1:
+            y = conv2d_fft(flat, self.spatial[...])
+        else:
+            y = conv2d(flat, self.spatial[...], self.stride)
         y = y.reshape((b, t) + y.shape[1:])
         return causal_temporal_conv(y, self.temporal[...]) + self.bias[...]
 
@@ -204,7 +247,8 @@ class Core(nnx.Module):
         chans = [1] + [cfg.channels] * cfg.layers
         strided = cfg.input_downsample_mode == "stride" and cfg.input_downsample > 1
         self.convs = nnx.List([FactorisedConv3d(chans[i], chans[i + 1], ks[i], cfg.temporal_kernel, rng=rng,
-                                                stride=cfg.input_downsample if strided and i == 0 else 1)
+                                                stride=cfg.input_downsample if strided and i == 0 else 1,
+                                                impl=cfg.conv_impl)
                                for i in range(cfg.layers)])
         self.gru = ConvGRU(chans[-1], cfg.gru_channels, cfg.gru_kernel, rng=rng,
                            reset_after=cfg.gru_reset_after, k_hidden=cfg.gru_hidden_kernel)
