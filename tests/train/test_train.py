@@ -64,6 +64,26 @@ def test_unfinished_run_with_other_config_is_refused(rec_dir, tmp_path):
         train(tiny_config(rec_dir, lr=0.5), out, progress=False)
 
 
+def test_unfinished_run_from_before_a_new_config_key_resumes_when_the_key_has_its_default(rec_dir, tmp_path):
+    from twin.train import run_dir as rd
+
+    out = tmp_path / "old"
+    train(tiny_config(rec_dir), out, progress=False, stop_after=3)
+    stored = rd.read_json(out / "run.json")
+    del stored["model"]["core"]["conv_impl"]          # as written before the key existed
+    rd.write_json(out / "run.json", stored)
+    train(tiny_config(rec_dir), out, progress=False)   # resumes, no config error
+    assert rd.is_finished(out) and rd.read_json(out / "run.json")["model"]["core"]["conv_impl"] == "xla"
+    # a stored value that differs from today's is still a different config
+    out2 = tmp_path / "other"
+    train(tiny_config(rec_dir), out2, progress=False, stop_after=1)
+    stored = rd.read_json(out2 / "run.json")
+    stored["model"]["core"]["conv_impl"] = "fft"
+    rd.write_json(out2 / "run.json", stored)
+    with pytest.raises(InputError, match="config"):
+        train(tiny_config(rec_dir), out2, progress=False)
+
+
 def test_loaded_twin_is_a_differentiable_response_model(base_run):
     m = load_model(base_run)
     assert isinstance(m, ResponseModel)

@@ -295,7 +295,10 @@ def _prepare_dir(cfg: TrainConfig, out_dir: Path, force: bool, extra: dict) -> N
     cfg_path = out_dir / "run.json"
     if cfg_path.is_file():
         old = rd.read_json(cfg_path)
-        if old != json.loads(json.dumps(resolved, default=str)):
+        new = json.loads(json.dumps(resolved, default=str))
+        if old != new and _with_defaults(old, extra) == new:
+            rd.write_json(cfg_path, resolved)   # written before a config key with its default was added
+        elif old != new:
             if not force:
                 raise InputError(out_dir, "config", "the same config as the unfinished run there "
                                  "(use --force to start over)", "a different config")
@@ -304,6 +307,17 @@ def _prepare_dir(cfg: TrainConfig, out_dir: Path, force: bool, extra: dict) -> N
     if not cfg_path.is_file():
         write_text_atomic(out_dir / "config.toml", rd.to_toml(to_dict(cfg)))
         rd.write_json(cfg_path, resolved)
+
+
+def _with_defaults(stored: dict, extra: dict) -> dict | None:
+    """A stored run.json with the config keys added to TrainConfig since filled in with their
+    defaults (as JSON), or None if it no longer reads as a TrainConfig."""
+    try:
+        cfg = from_dict(TrainConfig, {k: v for k, v in stored.items() if k not in extra})
+    except InputError:
+        return None
+    rest = {k: v for k, v in stored.items() if k in extra}
+    return json.loads(json.dumps({**to_dict(cfg), **rest}, default=str))
 
 
 def _train_ensemble(cfg, out_dir, from_run, freeze, force, progress, stop_after) -> Path:
