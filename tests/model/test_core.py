@@ -48,7 +48,7 @@ def test_fft_convolution_equals_xla_convolution_in_values_and_gradients(monkeypa
         gb = jax.grad(lambda x, w: loss(conv2d_fft, x, w), argnums=(0, 1))(x, w)
         for a, b in zip(ga, gb):
             np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-3)
-    monkeypatch.setattr(core_mod, "CONV_CHUNK_ELEMENTS", 7 * 10 * 3 * 2)   # in pieces of 2 frames
+    monkeypatch.setattr(core_mod, "CONV_CHUNK_ELEMENTS", 7 * 10 * 3 * 2)   # XLA's side in pieces of 2 frames
     np.testing.assert_allclose(conv2d_fft(x, w), conv2d(x, w), rtol=1e-4, atol=1e-4)
     assert [fft_length(n) for n in (1, 7, 22, 42, 49, 97)] == [1, 8, 24, 45, 50, 100]
 
