@@ -31,6 +31,16 @@ COMMAND_MODULES = (
 )
 
 
+class _Version(argparse.Action):
+    """``--version``: the version and the host memory allocator in use (looked up only when asked)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from twin.allocator import in_use
+
+        print(f"twin {__version__} (host memory allocator: {in_use()})")   # stdout, as argparse's version
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="twin",
@@ -38,10 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "simulate a synthetic mouse, train and evaluate twins, run in-silico "
                     "experiments, test connectivity hypotheses and write reports.",
     )
-    from twin.allocator import in_use
-
-    parser.add_argument("--version", action="version",
-                        version=f"twin {__version__} (host memory allocator: {in_use()})")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and the host allocator")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

@@ -120,11 +120,10 @@ def score_battery(battery_dir: str | os.PathLike, sim_dir: str | os.PathLike,
         out["gosi_spearman"] = None if rho is None else float(rho)
         if ok.sum() > 2:
             # a planted column that the battery also has (phase_invariance) carries pandas' "_x"
-            planted = {c: (c + "_x" if c in tw.columns else c) for c in PLANTED
-                       if (c + "_x" if c in tw.columns else c) in df}
-            out["gosi_vs_planted"] = {c: {"model": _rho(df.loc[ok, col], df.loc[ok, "gosi"]),
-                                          "truth": _rho(df.loc[ok, col], df.loc[ok, "true_gosi"])}
-                                      for c, col in planted.items()}
+            col = {c: c + "_x" if c in tw.columns else c for c in PLANTED}
+            out["gosi_vs_planted"] = {c: {"model": _rho(df.loc[ok, col[c]], df.loc[ok, "gosi"]),
+                                          "truth": _rho(df.loc[ok, col[c]], df.loc[ok, "true_gosi"])}
+                                      for c in PLANTED if col[c] in df}
     else:
         out["gosi_spearman"] = None
     # the same from directional noise (MICrONS' "Monet2" stimulus), reported beside the gratings

@@ -296,13 +296,14 @@ def _prepare_dir(cfg: TrainConfig, out_dir: Path, force: bool, extra: dict) -> N
     if cfg_path.is_file():
         old = rd.read_json(cfg_path)
         new = json.loads(json.dumps(resolved, default=str))
-        if old != new and _with_defaults(old, extra) == new:
-            rd.write_json(cfg_path, resolved)   # written before a config key with its default was added
-        elif old != new:
-            if not force:
+        if old != new:
+            if _with_defaults(old, extra) == new:   # written before a config key (at its default) existed
+                rd.write_json(cfg_path, resolved)
+            elif not force:
                 raise InputError(out_dir, "config", "the same config as the unfinished run there "
                                  "(use --force to start over)", "a different config")
-            shutil.rmtree(out_dir)
+            else:
+                shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not cfg_path.is_file():
         write_text_atomic(out_dir / "config.toml", rd.to_toml(to_dict(cfg)))

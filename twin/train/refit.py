@@ -149,6 +149,19 @@ def _glm_functions():
         _, w = _weights(jnp.einsum("nfp,np->nf", x, th), y, g, m)
         return jnp.einsum("nfp,nfq->npq", x * w[..., None], x)
 
+    def backtrack(state, direction, f, f_of):
+        """Per neuron, the best of ``state - size * direction`` for sizes 1, 1/2, 1/4 by
+        ``f_of`` (loss per neuron), or ``state`` itself if none lowers its loss ``f``. ``state``
+        and ``direction`` are matching pytrees of (N, ...) arrays."""
+        for size in (1.0, 0.5, 0.25):
+            cand = jax.tree.map(lambda v, d: v - size * d, state, direction)
+            fc = f_of(cand)
+            better = fc < f
+            state = jax.tree.map(lambda c, v: jnp.where(better.reshape((-1,) + (1,) * (v.ndim - 1)), c, v),
+                                 cand, state)
+            f = jnp.where(better, fc, f)
+        return state, f
+
     def step(x, y, g, m, th, z, f, lam, hess):
         """One Fisher-scoring step (curvature ``hess`` if given, else at th), the best of the step
         sizes 1, 1/2, 1/4 per neuron, or none if none lowers its objective ``f``. Two passes over
@@ -162,13 +175,7 @@ def _glm_functions():
         h = hess + lam[:, None, None] * jnp.diag(pen) + 1e-6 * jnp.eye(p, dtype=x.dtype)
         d = jnp.linalg.solve(h, grad[..., None])[..., 0]
         xd = jnp.einsum("nfp,np->nf", x, d)
-        for size in (1.0, 0.5, 0.25):
-            cand, zc = th - size * d, z - size * xd
-            fc = loss(zc, y, g, m, cand, lam)
-            better = fc < f
-            th = jnp.where(better[:, None], cand, th)
-            z = jnp.where(better[:, None], zc, z)
-            f = jnp.where(better, fc, f)
+        (th, z), f = backtrack((th, z), (d, xd), f, lambda c: loss(c[1], y, g, m, c[0], lam))
         return th, z, f
 
     @jax.jit
@@ -188,13 +195,7 @@ def _glm_functions():
             sw, sws = jnp.sum(w, 1), jnp.sum(w * s, 1)
             hess = jnp.stack([jnp.stack([jnp.sum(w * s * s, 1), sws], 1), jnp.stack([sws, sw], 1)], 1)
             d = jnp.linalg.solve(hess + 1e-6 * jnp.eye(2, dtype=s.dtype), grad[..., None])[..., 0]
-            for size in (1.0, 0.5, 0.25):
-                cand = p - size * d
-                fc = f_of(cand)
-                better = fc < f
-                p = jnp.where(better[:, None], cand, p)
-                f = jnp.where(better, fc, f)
-            return p, f
+            return backtrack(p, d, f, f_of)
 
         p, _ = jax.lax.fori_loop(0, 20, body, (p, f_of(p)))
         return jnp.concatenate([th[:, :-1] * p[:, :1], p[:, 1:]], 1), p[:, 0]
