@@ -180,6 +180,8 @@ def test_conv_gru_matches_a_numpy_reference_with_the_reset_before_or_after_the_h
             want.append(h)
         outs[after] = np.asarray(gru(jnp.asarray(x)))[0]
         np.testing.assert_allclose(outs[after], np.stack(want), rtol=1e-4, atol=1e-5)
+        # one-frame clips (static images) take the h = 0 shortcut alone, without the scan
+        np.testing.assert_allclose(np.asarray(gru(jnp.asarray(x[:, :1])))[0], want[0][None], rtol=1e-4, atol=1e-5)
     assert np.abs(outs[True] - outs[False]).max() > 1e-3    # the two variants really differ
     # the config field reaches the core's GRU: same seed, only the flag differs -> other features
     frames = jnp.asarray(np.random.default_rng(4).normal(size=(1, 3, 6, 7)), jnp.float32)

@@ -32,6 +32,7 @@ _DN = ("NHWC", "HWIO", "NHWC")
 CONV_CHUNK_ELEMENTS = 1 << 21
 
 
+
 def in_pieces(fn, x: jax.Array, per_item: int | None = None) -> jax.Array:
     """``fn(x)`` computed on equal pieces of ``x`` along axis 0, each of at most
     CONV_CHUNK_ELEMENTS elements (``per_item`` elements per item; default: x's own), and
@@ -198,9 +199,13 @@ class ConvGRU(nnx.Module):
             return new, new
 
         def run(g):  # (b', T, H, W, 3 ch) -> hidden states (b', T, H, W, ch)
-            h0 = jnp.zeros((g.shape[0], h, w, ch), x.dtype)
-            _, hs = jax.lax.scan(step, h0, jnp.moveaxis(g, 1, 0))
-            return jnp.moveaxis(hs, 0, 1)
+            # the first frame starts from h = 0, where every hidden-to-hidden convolution is 0:
+            # h_1 = z * tanh(g_n) without them (a quarter of the GRU's hidden work at 4 frames)
+            first = jax.nn.sigmoid(g[:, 0, ..., :ch]) * jnp.tanh(g[:, 0, ..., 2 * ch:])
+            if t == 1:
+                return first[:, None]
+            _, hs = jax.lax.scan(step, first, jnp.moveaxis(g[:, 1:], 1, 0))
+            return jnp.concatenate([first[:, None], jnp.moveaxis(hs, 0, 1)], 1)
 
         # clips are independent: large batches run in pieces, sized by the im2col copy of one
         # frame's hidden state (it slows the scan down more than linearly, as for conv2d)
