@@ -13,15 +13,28 @@ from twin.model.core import Core, avg_pool, causal_temporal_conv, conv2d, conv2d
 
 
 def test_causal_temporal_conv_matches_a_direct_sum_over_past_frames():
+    # clips shorter than the kernel (only the first frames' partial sums), as long, and longer
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(2, 6, 3, 4, 2)).astype(np.float32)
     k = rng.normal(size=(3, 2, 5)).astype(np.float32)
-    want = np.zeros((2, 6, 3, 4, 5), np.float32)
-    for t in range(6):
-        for j in range(3):
-            if t - j >= 0:
-                want[:, t] += x[:, t - j] @ k[j]
-    np.testing.assert_allclose(causal_temporal_conv(jnp.asarray(x), jnp.asarray(k)), want, rtol=1e-5, atol=1e-5)
+    for frames in (1, 2, 3, 6):
+        x = rng.normal(size=(2, frames, 3, 4, 2)).astype(np.float32)
+        want = np.zeros((2, frames, 3, 4, 5), np.float32)
+        for t in range(frames):
+            for j in range(3):
+                if t - j >= 0:
+                    want[:, t] += x[:, t - j] @ k[j]
+        got = causal_temporal_conv(jnp.asarray(x), jnp.asarray(k))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # gradients equal those of the zero-padded sum over all kt taps
+    def padded(v, w):
+        vp = jnp.pad(v, ((0, 0), (2, 0), (0, 0), (0, 0), (0, 0)))
+        return sum(jnp.einsum("bthwc,cd->bthwd", vp[:, 2 - j: 2 - j + v.shape[1]], w[j]) for j in range(3))
+    for frames in (2, 6):
+        x = jnp.asarray(rng.normal(size=(2, frames, 3, 4, 2)), jnp.float32)
+        grads = [jax.grad(lambda v, w: jnp.sum(jnp.sin(f(v, w))), (0, 1))(x, jnp.asarray(k))
+                 for f in (causal_temporal_conv, padded)]
+        for a, b in zip(*grads):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_im2col_convolution_equals_xla_convolution():
