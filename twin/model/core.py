@@ -90,10 +90,15 @@ def conv2d_fft(x: jax.Array, kernel: jax.Array) -> jax.Array:
 def _conv2d_fft(x: jax.Array, kernel: jax.Array) -> jax.Array:
     h, w = x.shape[1], x.shape[2]
     kh, kw = kernel.shape[:2]
-    fh, fw = fft_length(h + kh - 1), fft_length(w + kw - 1)
+    # The circular convolution is exact on the output rows kept below when its length is at least
+    # h + kh // 2 (not the full h + kh - 1): the wrapped-around rows land outside them. The
+    # channel sums run with the frequencies leading (one batched matmul per frequency without a
+    # transpose inside the dot). 7x7 64->64 on 128 frames of 36x64: 1.34 s vs 1.61 s.
+    fh, fw = fft_length(h + kh // 2), fft_length(w + kw // 2)
     xf = jnp.fft.rfft2(x, s=(fh, fw), axes=(1, 2))
     kf = jnp.fft.rfft2(kernel[::-1, ::-1], s=(fh, fw), axes=(0, 1))
-    y = jnp.fft.irfft2(jnp.einsum("nhwc,hwcd->nhwd", xf, kf), s=(fh, fw), axes=(1, 2))
+    prod = jnp.moveaxis(jnp.einsum("nhwc,hwcd->hwnd", xf, kf), 2, 0)
+    y = jnp.fft.irfft2(prod, s=(fh, fw), axes=(1, 2))
     # cross-correlation = full convolution with the flipped kernel, shifted by kh - 1 - pad_low
     oh, ow = kh - 1 - (kh - 1) // 2, kw - 1 - (kw - 1) // 2
     return y[:, oh:oh + h, ow:ow + w].astype(x.dtype)
