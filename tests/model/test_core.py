@@ -66,13 +66,20 @@ def test_fft_convolution_equals_xla_convolution_in_values_and_gradients(monkeypa
     assert [fft_length(n) for n in (1, 7, 22, 42, 49, 97)] == [1, 8, 24, 45, 50, 100]
 
 
-def test_core_with_fft_convolutions_gives_the_numbers_of_xla_convolutions():
+def test_core_with_fft_convolutions_gives_the_numbers_of_xla_convolutions(monkeypatch):
+    import twin.model.core as core_mod
+
     cfg = CoreConfig(channels=4, layers=2, kernel=(7, 5), temporal_kernel=3, gru_channels=3, skip_features=True)
     a = Core(cfg, rng=np.random.default_rng(0))
     b = Core(dataclasses.replace(cfg, conv_impl="fft"), rng=np.random.default_rng(0))
     assert all(c.impl == "fft" for c in b.convs)
     x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 5, 12, 16)), jnp.float32)
+    fft_inputs = []
+    real = core_mod.conv2d_fft
+    monkeypatch.setattr(core_mod, "conv2d_fft", lambda v, k: fft_inputs.append(v.shape[-1]) or real(v, k))
     np.testing.assert_allclose(b(x), a(x), rtol=1e-4, atol=1e-5)
+    # the first layer (one input channel) keeps XLA's convolution, the second (4 in) the FFT
+    assert fft_inputs == [4]
 
 
 def test_core_output_at_time_t_ignores_later_frames():

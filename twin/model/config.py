@@ -50,10 +50,11 @@ class CoreConfig:
     norm_pool_px: float = 2.0
     # how the convolution layers' spatial convolutions run (stride 1; the same numbers to ~1e-6):
     # "xla", XLA's convolution, or "fft", rfft2 of the frames and the flipped kernel, products
-    # summed over input channels per frequency, irfft2. On XLA CPU "fft" is faster for large
-    # kernels and channel counts (7x7 64->64 on 128 frames of 36x64: 1.4 s vs 2.9 s forward +
-    # backward; the Sensorium-sized training step 11.7 s vs 15.3 s) and slower for small ones
-    # (the demo step 0.53 s vs 0.43 s; benchmarks/README.md); the GRU's convolutions stay XLA's
+    # summed over input channels per frequency, irfft2, in the layers with at least
+    # core.FFT_MIN_CHANNELS (4) input channels (the first layer sees one and keeps XLA's). On XLA
+    # CPU "fft" is faster for large kernels and channel counts (7x7 64->64 on 128 frames of 36x64:
+    # 1.34 s vs 2.9 s forward + backward; benchmarks/README.md has the training steps); the GRU's
+    # convolutions stay XLA's
     conv_impl: Literal["xla", "fft"] = "xla"
     # smoothness of the first-layer spatial filters; the Poisson loss it is added to is a mean per
     # neuron-frame (~1), so weights of 1e-2 and more blur away oriented filters (demo.toml)
