@@ -161,7 +161,12 @@ def test_core_in_pieces_gives_the_numbers_of_one_piece(monkeypatch):
     real = core_mod._conv2d
     monkeypatch.setattr(core_mod, "_conv2d", lambda v, k, s: calls.append(v.shape[0]) or real(v, k, s))
     monkeypatch.setattr(core_mod, "CONV_CHUNK_ELEMENTS", 8 * 10 * 3 * 3)   # ~3 frames per conv call
+    gru_inputs = []
+    real_im2col = core_mod.conv2d_im2col
+    monkeypatch.setattr(core_mod, "conv2d_im2col", lambda v, k: gru_inputs.append(v.shape) or real_im2col(v, k))
+    monkeypatch.setattr(core_mod, "IM2COL_CHUNK_ELEMENTS", 8 * 10 * 3 * 4)  # GRU input conv: 4 frames
     pieces = core(x)
+    assert [s[0] for s in gru_inputs if s[-1] == 3] == [4] * 5             # 20 frames in 5 pieces
     np.testing.assert_allclose(pieces, whole, rtol=1e-5, atol=1e-6)
     assert len(calls) > 3 and max(calls) < 20            # the 20 frames really ran in pieces
     assert core_mod.in_pieces(lambda v: v * 2, jnp.arange(10.0)[:, None], per_item=300).shape == (10, 1)
