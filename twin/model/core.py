@@ -31,8 +31,6 @@ _DN = ("NHWC", "HWIO", "NHWC")
 # unsplit, 19.0 s in pieces of 2^23 elements, 13.4 s of 2^22, 10.9 s of 2^21, 11.4 s of 2^20.
 CONV_CHUNK_ELEMENTS = 1 << 21
 
-
-
 # The GRU's input convolution (3 x 3) runs as im2col matmuls in pieces of at most this many input
 # elements: forward+backward 3x3 64->192 on 128 frames of 36x64 1.49 s vs 1.86 s for XLA's
 # convolution (pieces of 2^21: 1.66 s); 3x3 32->96 on 120 frames of 18x32 118 ms vs 148 ms. (At
@@ -97,10 +95,9 @@ def conv2d_fft(x: jax.Array, kernel: jax.Array) -> jax.Array:
     Cin, Cout). The frames and the flipped kernel are zero-padded to at least (H + kh // 2,
     W + kw // 2) (the wrap-around lands outside the output kept), multiplied per frequency with
     a sum over input channels, and transformed back; the crop starts where XLA's 'SAME' padding
-    puts output pixel 0. Unlike
-    :func:`conv2d` it runs in one piece: in pieces of CONV_CHUNK_ELEMENTS the 7x7 64->64
-    convolution of 128 frames of 36x64 took 2.5 s forward + backward, in one 1.4 s (1.34 s since
-    the shorter circular length below)."""
+    puts output pixel 0. Unlike :func:`conv2d` it runs in one piece: in pieces of
+    CONV_CHUNK_ELEMENTS the 7x7 64->64 convolution of 128 frames of 36x64 took 2.5 s forward +
+    backward, in one 1.4 s (1.34 s since the shorter circular length below)."""
     return _conv2d_fft(x, kernel)
 
 
@@ -196,7 +193,8 @@ class FactorisedConv3d(nnx.Module):
 
 class ConvGRU(nnx.Module):
     """Convolutional GRU over time. Input-to-hidden convolutions run for all frames at once
-    (time folded into batch, as im2col matmuls in pieces); only the hidden-to-hidden convolutions run inside ``lax.scan``.
+    (time folded into batch, as im2col matmuls in pieces); only the hidden-to-hidden
+    convolutions run inside ``lax.scan``.
     ``reset_after``: the candidate is ``tanh(W_x x + r * (W_hn h))`` instead of
     ``tanh(W_x x + W_hn (r * h))`` (same weights; see ``CoreConfig.gru_reset_after``)."""
 
