@@ -59,11 +59,9 @@ def spec_from_config(path: Path, n_neurons: int, height: int, width: int) -> Pee
                     normalization=core.normalization == "divisive", norm_pool_px=core.norm_pool_px)
 
 
-TWIN_CONV = "xla"   # the twin's spatial convolutions (--twin-conv): same maths as the peer's either way
-
-
-def twin_config(spec: PeerSpec):
-    """The twin's TrainConfig for a benchmark size (all kernels of one size after the first)."""
+def twin_config(spec: PeerSpec, conv_impl: str = "xla"):
+    """The twin's TrainConfig for a benchmark size (all kernels of one size after the first);
+    ``conv_impl`` is its model.core.conv_impl (--twin-conv: the same maths as the peer's)."""
     from twin.model.config import CoreConfig, ModelConfig, ModulatorConfig, ShifterConfig
     from twin.train.config import OptimConfig, TrainConfig
 
@@ -75,7 +73,7 @@ def twin_config(spec: PeerSpec):
                       gru_hidden_kernel=spec.rnn_hidden_kernel, skip_features=spec.skip_features, downsample=spec.downsample,
                       input_downsample=spec.input_downsample,
                       normalization="divisive" if spec.normalization else "none", norm_pool_px=spec.norm_pool_px,
-                      conv_impl=TWIN_CONV)
+                      conv_impl=conv_impl)
     model = ModelConfig(core=core, shifter=ShifterConfig(hidden=spec.shifter_hidden, layers=spec.shifter_layers),
                         modulator=ModulatorConfig(hidden=spec.modulator_hidden))
     train = OptimConfig(batch_size=spec.batch, clip_frames=spec.frames, burn_in=spec.burn_in, lr=spec.lr)
@@ -96,14 +94,14 @@ def numpy_batch(spec: PeerSpec) -> dict[str, Any]:
     }
 
 
-def time_twin(spec: PeerSpec, steps: int) -> dict[str, float]:
+def time_twin(spec: PeerSpec, steps: int, conv_impl: str = "xla") -> dict[str, float]:
     """Median seconds per optimiser step of the twin's own jitted training step (twin.train)."""
     import jax
 
     from twin.model.twin_model import ScanSpec, TwinModel
     from twin.train.loop import Trainer
 
-    cfg = twin_config(spec)
+    cfg = twin_config(spec, conv_impl)
     model = TwinModel(cfg.model, [ScanSpec(RID, spec.n_neurons)], seed=0)
     trainer = Trainer(cfg, model, [RID])
     batches = {RID: numpy_batch(spec)}
@@ -125,7 +123,8 @@ def time_twin(spec: PeerSpec, steps: int) -> dict[str, float]:
             "compile_s": compile_s, "xla_flops_per_step": xla_flops}
 
 
-def run_size(name: str, spec: PeerSpec, steps: int, peak: float, peer: bool, threads: int) -> dict:
+def run_size(name: str, spec: PeerSpec, steps: int, peak: float, peer: bool, threads: int,
+             conv_impl: str = "xla") -> dict:
     flops = train_step_flops(spec)
     print(f"\n== {name}: batch {spec.batch} x {spec.frames} frames of {spec.height}x{spec.width}, "
           f"core {len(spec.channels)}x{spec.channels[0]} ch (kernels {list(spec.spatial_kernels)}, "
@@ -135,7 +134,7 @@ def run_size(name: str, spec: PeerSpec, steps: int, peak: float, peer: bool, thr
     print(f"   analytic work: {flops / 1e9:.1f} GFLOP per step "
           f"({flops / (spec.batch * spec.frames) / 1e9:.2f} GFLOP per frame)", flush=True)
     row: dict[str, Any] = {"size": name, "spec": dataclasses.asdict(spec), "gflop_per_step": flops / 1e9}
-    twin = time_twin(spec, steps)
+    twin = time_twin(spec, steps, conv_impl)
     row["twin"] = twin
     achieved = flops / twin["step_s"]
     row["twin_gflops"] = achieved / 1e9
@@ -179,18 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         # the allocator the `twin` command uses (twin.allocator): tcmalloc where the system has it,
         # for the twin and the peer alike (one process); TWIN_ALLOCATOR=system for glibc's malloc
-        import os
+        from twin.allocator import reexec_with_tcmalloc
 
-        from twin.allocator import preload_env
-
-        env = preload_env(os.environ)
-        if env is not None:
-            os.execve(sys.executable, [sys.executable, *sys.argv], env)
+        reexec_with_tcmalloc([sys.executable, *sys.argv])
     from twin.allocator import in_use
 
-    global TWIN_CONV
-    TWIN_CONV = args.twin_conv
-    print(f"host memory allocator: {in_use()}; twin's spatial convolutions: {TWIN_CONV}")
+    print(f"host memory allocator: {in_use()}; twin's spatial convolutions: {args.twin_conv}")
     if args.what_if:
         import twin_whatif
 
@@ -210,11 +203,12 @@ def main(argv: list[str] | None = None) -> int:
             cfg = next(c for c in (HERE.parent / "experiments/train/demo.toml",
                                    HERE.parent / "experiments/train/tiny.toml") if c.is_file())
         spec = spec_from_config(cfg, args.demo_neurons, 36, 64)
-        rows.append(run_size(f"demo ({cfg.name})", spec, steps, peak, not args.no_peer, args.threads))
+        rows.append(run_size(f"demo ({cfg.name})", spec, steps, peak, not args.no_peer, args.threads,
+                             args.twin_conv))
     if args.size in ("sensorium", "both"):
         spec = dataclasses.replace(PeerSpec(), frames=args.frames)
         rows.append(run_size("sensorium", spec, max(1, steps - 2) if args.quick else steps, peak,
-                             not args.no_peer, args.threads))
+                             not args.no_peer, args.threads, args.twin_conv))
     if args.json:
         args.json.write_text(json.dumps({"matmul_gflops": peak / 1e9, "allocator": in_use(), "sizes": rows,
                                          "flops_by_layer": {r["size"]: forward_flops(PeerSpec(**{

@@ -71,15 +71,16 @@ def in_use() -> str:
     return "tcmalloc" if "tcmalloc" in maps else "system"
 
 
-def reexec_with_tcmalloc(argv: list[str]) -> None:
-    """Replace this process by ``python -m twin.cli ARGS`` with tcmalloc preloaded, when
-    :func:`preload_env` says so; else (or if the exec fails) return and run on as is."""
+def reexec_with_tcmalloc(command: list[str]) -> None:
+    """Replace this process by ``command`` (an argv whose first item is the program) with
+    tcmalloc preloaded, when :func:`preload_env` says so; else (or if the exec fails) return and
+    run on as is."""
     env = preload_env(os.environ)
     if env is None:
         return
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execve(sys.executable, [sys.executable, "-m", "twin.cli", *argv], env)
+        os.execve(command[0], command, env)
     except OSError:
         return

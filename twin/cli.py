@@ -84,7 +84,7 @@ def entry() -> None:
     re-executed with tcmalloc preloaded where the system has it (:mod:`twin.allocator`)."""
     from twin.allocator import reexec_with_tcmalloc
 
-    reexec_with_tcmalloc(sys.argv[1:])
+    reexec_with_tcmalloc([sys.executable, "-m", "twin.cli", *sys.argv[1:]])
     sys.exit(main())
 
 

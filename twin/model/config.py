@@ -53,8 +53,8 @@ class CoreConfig:
     # summed over input channels per frequency, irfft2, in the layers with at least
     # core.FFT_MIN_CHANNELS (4) input channels (the first layer sees one and keeps XLA's). On XLA
     # CPU "fft" is faster for large kernels and channel counts (7x7 64->64 on 128 frames of 36x64:
-    # 1.34 s vs 2.9 s forward + backward; benchmarks/README.md has the training steps); the GRU's
-    # convolutions stay XLA's
+    # 1.34 s forward + backward vs 2.8-2.9 s with XLA's in pieces; benchmarks/README.md has the
+    # training steps). The GRU's convolutions are im2col matmuls either way.
     conv_impl: Literal["xla", "fft"] = "xla"
     # smoothness of the first-layer spatial filters; the Poisson loss it is added to is a mean per
     # neuron-frame (~1), so weights of 1e-2 and more blur away oriented filters (demo.toml)
