@@ -14,9 +14,10 @@ from twin.model.core import Core, avg_pool, causal_temporal_conv, conv2d, conv2d
 
 def test_causal_temporal_conv_matches_a_direct_sum_over_past_frames():
     # clips shorter than the kernel (only the first frames' partial sums), as long, and longer
+    # (beyond 2 * kt frames the 1-D XLA convolution path)
     rng = np.random.default_rng(0)
     k = rng.normal(size=(3, 2, 5)).astype(np.float32)
-    for frames in (1, 2, 3, 6):
+    for frames in (1, 2, 3, 6, 7, 11):
         x = rng.normal(size=(2, frames, 3, 4, 2)).astype(np.float32)
         want = np.zeros((2, frames, 3, 4, 5), np.float32)
         for t in range(frames):
@@ -29,7 +30,7 @@ def test_causal_temporal_conv_matches_a_direct_sum_over_past_frames():
     def padded(v, w):
         vp = jnp.pad(v, ((0, 0), (2, 0), (0, 0), (0, 0), (0, 0)))
         return sum(jnp.einsum("bthwc,cd->bthwd", vp[:, 2 - j: 2 - j + v.shape[1]], w[j]) for j in range(3))
-    for frames in (2, 6):
+    for frames in (2, 6, 9):
         x = jnp.asarray(rng.normal(size=(2, frames, 3, 4, 2)), jnp.float32)
         grads = [jax.grad(lambda v, w: jnp.sum(jnp.sin(f(v, w))), (0, 1))(x, jnp.asarray(k))
                  for f in (causal_temporal_conv, padded)]
