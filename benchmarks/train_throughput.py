@@ -7,7 +7,7 @@ beside it), this machine's dense fp32 matmul FLOP/s measured in the same run (th
 ratio), the PyTorch peer's frames/s on the same data (2 threads) and twin / peer speed.
 
     .venv/bin/python benchmarks/train_throughput.py [--size demo|sensorium|both] [--quick]
-        [--config experiments/train/demo.toml] [--json OUT.json] [--twin-conv xla|fft]
+        [--config experiments/train/demo.toml] [--json OUT.json] [--twin-conv auto|xla|fft]
 
 Sizes: ``demo`` takes its model and batch sizes from a training config (default
 experiments/train/demo.toml, else tiny.toml); ``sensorium`` is PERFORMANCE.md's size (batch
@@ -59,7 +59,7 @@ def spec_from_config(path: Path, n_neurons: int, height: int, width: int) -> Pee
                     normalization=core.normalization == "divisive", norm_pool_px=core.norm_pool_px)
 
 
-def twin_config(spec: PeerSpec, conv_impl: str = "xla"):
+def twin_config(spec: PeerSpec, conv_impl: str = "auto"):
     """The twin's TrainConfig for a benchmark size (all kernels of one size after the first);
     ``conv_impl`` is its model.core.conv_impl (--twin-conv: the same maths as the peer's)."""
     from twin.model.config import CoreConfig, ModelConfig, ModulatorConfig, ShifterConfig
@@ -94,7 +94,7 @@ def numpy_batch(spec: PeerSpec) -> dict[str, Any]:
     }
 
 
-def time_twin(spec: PeerSpec, steps: int, conv_impl: str = "xla") -> dict[str, float]:
+def time_twin(spec: PeerSpec, steps: int, conv_impl: str = "auto") -> dict[str, float]:
     """Median seconds per optimiser step of the twin's own jitted training step (twin.train)."""
     import jax
 
@@ -124,7 +124,7 @@ def time_twin(spec: PeerSpec, steps: int, conv_impl: str = "xla") -> dict[str, f
 
 
 def run_size(name: str, spec: PeerSpec, steps: int, peak: float, peer: bool, threads: int,
-             conv_impl: str = "xla") -> dict:
+             conv_impl: str = "auto") -> dict:
     flops = train_step_flops(spec)
     print(f"\n== {name}: batch {spec.batch} x {spec.frames} frames of {spec.height}x{spec.width}, "
           f"core {len(spec.channels)}x{spec.channels[0]} ch (kernels {list(spec.spatial_kernels)}, "
@@ -170,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-peer", action="store_true", help="skip the PyTorch peer")
     p.add_argument("--threads", type=int, default=2, help="PyTorch threads for the peer")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
-    p.add_argument("--twin-conv", choices=("xla", "fft"), default="xla",
-                   help="the twin's model.core.conv_impl (spatial convolutions through XLA or the FFT)")
+    p.add_argument("--twin-conv", choices=("auto", "xla", "fft"), default="auto",
+                   help="the twin's model.core.conv_impl (spatial convolutions: auto, XLA or the FFT)")
     p.add_argument("--what-if", action="store_true",
                    help="time the twin with the layer implementations of twin_whatif.py patched in")
     args = p.parse_args(argv)

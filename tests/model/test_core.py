@@ -73,7 +73,7 @@ def test_core_with_fft_convolutions_gives_the_numbers_of_xla_convolutions(monkey
     cfg = CoreConfig(channels=4, layers=2, kernel=(7, 5), temporal_kernel=3, gru_channels=3, skip_features=True)
     a = Core(cfg, rng=np.random.default_rng(0))
     b = Core(dataclasses.replace(cfg, conv_impl="fft"), rng=np.random.default_rng(0))
-    assert all(c.impl == "fft" for c in b.convs)
+    assert [c.impl for c in b.convs] == ["xla", "fft"]
     x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 5, 12, 16)), jnp.float32)
     fft_inputs = []
     real = core_mod.conv2d_fft
@@ -81,6 +81,25 @@ def test_core_with_fft_convolutions_gives_the_numbers_of_xla_convolutions(monkey
     np.testing.assert_allclose(b(x), a(x), rtol=1e-4, atol=1e-5)
     # the first layer (one input channel) keeps XLA's convolution, the second (4 in) the FFT
     assert fft_inputs == [4]
+
+
+def test_auto_convolutions_take_the_fft_only_for_large_kernels_from_many_channels(monkeypatch):
+    import twin.model.core as core_mod
+
+    cfg = CoreConfig(channels=16, layers=3, kernel=(7, 5, 3), temporal_kernel=2, gru_channels=3)
+    assert cfg.conv_impl == "auto"
+    auto = Core(cfg, rng=np.random.default_rng(0))
+    xla = Core(dataclasses.replace(cfg, conv_impl="xla"), rng=np.random.default_rng(0))
+    # 7x7 from 1 channel: XLA; 5x5 from 16: FFT; 3x3 from 16: XLA
+    assert [c.impl for c in auto.convs] == ["xla", "fft", "xla"]
+    assert [c.impl for c in xla.convs] == ["xla"] * 3
+    assert [c.impl for c in Core(dataclasses.replace(cfg, channels=8), rng=np.random.default_rng(0)).convs] == ["xla"] * 3
+    fft_inputs = []
+    real = core_mod.conv2d_fft
+    monkeypatch.setattr(core_mod, "conv2d_fft", lambda v, k: fft_inputs.append(k.shape) or real(v, k))
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 3, 12, 16)), jnp.float32)
+    np.testing.assert_allclose(auto(x), xla(x), rtol=1e-4, atol=1e-5)
+    assert fft_inputs == [(5, 5, 16, 16)]
 
 
 def test_core_output_at_time_t_ignores_later_frames():

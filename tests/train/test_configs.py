@@ -33,7 +33,8 @@ def test_large_config_builds_the_sensorium_sized_core():
     cfg = load_config(CONFIGS[[p.stem for p in CONFIGS].index("large")], TrainConfig)
     core_cfg = cfg.model.core
     assert (core_cfg.layers, core_cfg.channels, core_cfg.gru_channels) == (4, 64, 64)
-    assert layer_kernels(core_cfg) == [9, 7, 7, 7] and core_cfg.conv_impl == "fft"
+    assert layer_kernels(core_cfg) == [9, 7, 7, 7] and core_cfg.conv_impl == "auto"
     core = Core(core_cfg, rng=np.random.default_rng(0))
+    assert [c.impl for c in core.convs] == ["xla", "fft", "fft", "fft"]      # on the CPU
     out = core(jnp.zeros((1, 2, 12, 16)))
     assert out.shape[:2] == (1, 2) and out.shape[-1] == 64 and bool(jnp.isfinite(out).all())

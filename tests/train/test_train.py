@@ -73,12 +73,12 @@ def test_unfinished_run_from_before_a_new_config_key_resumes_when_the_key_has_it
     del stored["model"]["core"]["conv_impl"]          # as written before the key existed
     rd.write_json(out / "run.json", stored)
     train(tiny_config(rec_dir), out, progress=False)   # resumes, no config error
-    assert rd.is_finished(out) and rd.read_json(out / "run.json")["model"]["core"]["conv_impl"] == "xla"
+    assert rd.is_finished(out) and rd.read_json(out / "run.json")["model"]["core"]["conv_impl"] == "auto"
     # a stored value that differs from today's is still a different config
     out2 = tmp_path / "other"
     train(tiny_config(rec_dir), out2, progress=False, stop_after=1)
     stored = rd.read_json(out2 / "run.json")
-    stored["model"]["core"]["conv_impl"] = "fft"
+    stored["model"]["core"]["conv_impl"] = "xla"
     rd.write_json(out2 / "run.json", stored)
     with pytest.raises(InputError, match="config"):
         train(tiny_config(rec_dir), out2, progress=False)
