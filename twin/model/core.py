@@ -181,8 +181,8 @@ def _temporal(x: jax.Array, kernel: jax.Array) -> jax.Array:
 def _temporal_conv1d(x: jax.Array, kernel: jax.Array) -> jax.Array:
     # Longer clips: time moved next to the channels and every pixel a batch row of one 1-D XLA
     # convolution. At the demo's size (4 x 30 frames of 18 x 32, 32 -> 32, kt = 5) forward+backward
-    # 40 ms vs 102 ms for the shifted-view matmuls, whose summed partial outputs stop fitting in
-    # cache beyond ~12 frames; the two transposes cost less than that. At large.toml's size (16 x
+    # 40 ms vs 102 ms for the shifted-view matmuls (cores shared with a training run), whose time
+    # jumps between 10 and 16 frames; the two transposes cost less than that. At large.toml's size (16 x
     # 30 frames of 36 x 64, 64 -> 64) 1.24 s vs 1.70 s.
     b, t, h, w, c = x.shape
     kt = kernel.shape[0]
