@@ -75,10 +75,10 @@ FFT_MIN_CHANNELS = 4
 
 # conv_impl = "auto" (the default) takes the FFT where it was measured to win or tie on XLA CPU:
 # stride 1, kernels of 5 and more, at least this many input channels, and the CPU backend (on a
-# GPU XLA's convolutions are cuDNN's). Forward+backward, XLA vs
-# FFT (tcmalloc): 7x7 64->64 on 128 frames of 36x64 2.4 s vs 1.3 s; at the demo's size (120
-# frames of 18x32 to 32 channels) 5x5 from 32 channels 56-60 vs 56-59 ms, from 16 38-50 vs 38 ms,
-# 7x7 from 32 76-94 vs 75-78 ms; 3x3 kernels are faster with XLA (1.9 s vs 3.0 s at 64 channels).
+# GPU XLA's convolutions are cuDNN's). Forward+backward, XLA vs FFT (tcmalloc): 7x7 64->64 on
+# 128 frames of 36x64 2.4 s vs 1.3 s; at the demo's size (120 frames of 18x32 to 32 channels)
+# 5x5 from 32 channels 56-60 vs 56-59 ms, from 16 38-50 vs 38 ms, 7x7 from 32 76-94 vs 75-78 ms;
+# 3x3 kernels are faster with XLA (1.9 s vs 3.0 s at 64 channels).
 FFT_AUTO_MIN_CHANNELS = 16
 FFT_AUTO_MIN_KERNEL = 5
 
@@ -167,7 +167,8 @@ def _temporal(x: jax.Array, kernel: jax.Array) -> jax.Array:
     # Short clips: no zero padding is multiplied. Each of the first kt - 1 frames is one matmul
     # over the frames it has (concatenated along channels), the rest a sum of kt matmuls over
     # shifted views. With 4-frame clips and kt = 5 (the Sensorium size) most of a padded sum is
-    # zeros: forward+backward 0.31 s vs 0.64 s per 64->64 layer (and 0.85 s as a 1-D conv).
+    # zeros: forward+backward 0.31 s vs 0.64 s per 64->64 layer (0.71 s vs 0.85 s as a 1-D
+    # convolution, cores shared with a training run).
     head = [jnp.concatenate([x[:, s - j] for j in range(s + 1)], -1) @ kernel[:s + 1].reshape(-1, cout)
             for s in range(min(t, kt - 1))]                                        # kernel[j]: j frames back
     if t < kt:
@@ -182,8 +183,8 @@ def _temporal_conv1d(x: jax.Array, kernel: jax.Array) -> jax.Array:
     # Longer clips: time moved next to the channels and every pixel a batch row of one 1-D XLA
     # convolution. At the demo's size (4 x 30 frames of 18 x 32, 32 -> 32, kt = 5) forward+backward
     # 40 ms vs 102 ms for the shifted-view matmuls (cores shared with a training run), whose time
-    # jumps between 10 and 16 frames; the two transposes cost less than that. At large.toml's size (16 x
-    # 30 frames of 36 x 64, 64 -> 64) 1.24 s vs 1.70 s.
+    # jumps between 10 and 16 frames; the two transposes cost less than that. At large.toml's
+    # size (16 x 30 frames of 36 x 64, 64 -> 64) 1.24 s vs 1.70 s.
     b, t, h, w, c = x.shape
     kt = kernel.shape[0]
     xt = jnp.pad(x.transpose(0, 2, 3, 1, 4).reshape(b * h * w, t, c), ((0, 0), (kt - 1, 0), (0, 0)))
