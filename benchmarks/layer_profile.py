@@ -68,7 +68,7 @@ def _jax_cases(spec: PeerSpec) -> list[tuple[str, float, Callable, tuple]]:
                                                 dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
 
         fl = 2.0 * b * t * h * w * c * c * kt
-        cases.append((f"core{i}.temporal k{kt} twin matmuls", fl, causal_temporal_conv, (x5, wt)))
+        cases.append((f"core{i}.temporal k{kt} twin ({'1-D conv' if t > 2 * kt else 'matmuls'})", fl, causal_temporal_conv, (x5, wt)))
         cases.append((f"core{i}.temporal k{kt} alt: xla conv3d", fl, temporal_conv3d, (x5, wt)))
         c_in = c
     c = spec.rnn_channels

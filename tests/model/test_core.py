@@ -12,11 +12,16 @@ from twin.model.config import CoreConfig, feature_pixel_map
 from twin.model.core import Core, avg_pool, causal_temporal_conv, conv2d, conv2d_fft, conv2d_im2col, fft_length
 
 
-def test_causal_temporal_conv_matches_a_direct_sum_over_past_frames():
+def test_causal_temporal_conv_matches_a_direct_sum_over_past_frames(monkeypatch):
     # clips shorter than the kernel (only the first frames' partial sums), as long, and longer
     # (beyond 2 * kt frames the 1-D XLA convolution path)
+    import twin.model.core as core_mod
+
     rng = np.random.default_rng(0)
     k = rng.normal(size=(3, 2, 5)).astype(np.float32)
+    conv1d_frames = []
+    real = core_mod._temporal_conv1d
+    monkeypatch.setattr(core_mod, "_temporal_conv1d", lambda v, w: conv1d_frames.append(v.shape[1]) or real(v, w))
     for frames in (1, 2, 3, 6, 7, 11):
         x = rng.normal(size=(2, frames, 3, 4, 2)).astype(np.float32)
         want = np.zeros((2, frames, 3, 4, 5), np.float32)
@@ -26,6 +31,7 @@ def test_causal_temporal_conv_matches_a_direct_sum_over_past_frames():
                     want[:, t] += x[:, t - j] @ k[j]
         got = causal_temporal_conv(jnp.asarray(x), jnp.asarray(k))
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert conv1d_frames == [7, 11]
     # gradients equal those of the zero-padded sum over all kt taps
     def padded(v, w):
         vp = jnp.pad(v, ((0, 0), (2, 0), (0, 0), (0, 0), (0, 0)))
@@ -100,6 +106,9 @@ def test_auto_convolutions_take_the_fft_only_for_large_kernels_from_many_channel
     x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 3, 12, 16)), jnp.float32)
     np.testing.assert_allclose(auto(x), xla(x), rtol=1e-4, atol=1e-5)
     assert fft_inputs == [(5, 5, 16, 16)]
+    # on a GPU "auto" leaves every layer to XLA's (cuDNN's) convolution; "fft" still forces it
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert not core_mod.use_fft("auto", 1, 16, 5) and core_mod.use_fft("fft", 1, 16, 5)
 
 
 def test_core_output_at_time_t_ignores_later_frames():

@@ -53,10 +53,9 @@ class CoreConfig:
     # over input channels per frequency, irfft2, in the layers with at least core.FFT_MIN_CHANNELS
     # (4) input channels (the first layer sees one and keeps XLA's); "auto", the FFT in the layers
     # where it was measured to win or tie on XLA CPU (kernels of 5 and more from at least 16
-    # channels, on the CPU backend; core.use_fft), XLA's elsewhere and on GPUs. 7x7 64->64 on
-    # 128 frames of 36x64: 1.3 s forward + backward vs 2.4 s with XLA's; the Sensorium-sized
-    # training step 7.45 s vs 23 s (benchmarks/README.md). The GRU's convolutions are im2col
-    # matmuls either way.
+    # channels, on the CPU backend; core.use_fft), XLA's elsewhere and on GPUs. The
+    # Sensorium-sized training step (7x7, 64 channels) took 7.45 s with "auto" vs 23.0 s with
+    # "xla" (benchmarks/README.md). The GRU's convolutions are im2col matmuls either way.
     conv_impl: Literal["auto", "xla", "fft"] = "auto"
     # smoothness of the first-layer spatial filters; the Poisson loss it is added to is a mean per
     # neuron-frame (~1), so weights of 1e-2 and more blur away oriented filters (demo.toml)

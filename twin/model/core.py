@@ -75,10 +75,13 @@ FFT_MIN_CHANNELS = 4
 
 # conv_impl = "auto" (the default) takes the FFT where it was measured to win or tie on XLA CPU:
 # stride 1, kernels of 5 and more, at least this many input channels, and the CPU backend (on a
-# GPU XLA's convolutions are cuDNN's). Forward+backward, XLA vs FFT (tcmalloc): 7x7 64->64 on
-# 128 frames of 36x64 2.4 s vs 1.3 s; at the demo's size (120 frames of 18x32 to 32 channels)
-# 5x5 from 32 channels 56-60 vs 56-59 ms, from 16 38-50 vs 38 ms, 7x7 from 32 76-94 vs 75-78 ms;
-# 3x3 kernels are faster with XLA (1.9 s vs 3.0 s at 64 channels).
+# GPU XLA's convolutions are cuDNN's). Inside the Sensorium-sized training step (4 x 64 channels,
+# 7x7) XLA's convolutions made the step 23.0 s against 7.85 s with the FFT (tcmalloc). Timed
+# alone, forward+backward, the layers are closer: 7x7 64->64 on 128 frames of 36x64 0.91-0.94 s
+# vs 0.89-0.90 s on the machine of that step (1.6-2.9 s vs 1.34 s on an earlier one); at the
+# demo's size (120 frames of 18x32 to 32 channels) 5x5 from 32 channels 56-60 vs 56-59 ms, from
+# 16 38-50 vs 38 ms, 7x7 from 32 76-94 vs 75-78 ms. 3x3 kernels stay with XLA (the earlier
+# machine: 1.9 s vs 3.0 s at 64 channels; 0.88 s both on the later one).
 FFT_AUTO_MIN_CHANNELS = 16
 FFT_AUTO_MIN_KERNEL = 5
 
@@ -154,8 +157,9 @@ def conv2d_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 def causal_temporal_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """Causal conv over time: x (B, T, H, W, C), kernel (kt, C, Cout); output frame t sees
-    frames t-kt+1..t (earlier frames are zero-padded). Returns (B, T, H, W, Cout). Large B runs
-    in pieces (:func:`in_pieces`)."""
+    frames t-kt+1..t (earlier frames are zero-padded). Returns (B, T, H, W, Cout). Clips of up
+    to 2 kt frames run as matmuls, longer ones as a 1-D convolution over time. Large B runs in
+    pieces (:func:`in_pieces`)."""
     return in_pieces(lambda v: _temporal(v, kernel), x)
 
 
@@ -186,9 +190,9 @@ def _temporal_conv1d(x: jax.Array, kernel: jax.Array) -> jax.Array:
     # jumps between 10 and 16 frames; the two transposes cost less than that. At large.toml's
     # size (16 x 30 frames of 36 x 64, 64 -> 64) 1.24 s vs 1.70 s.
     b, t, h, w, c = x.shape
-    kt = kernel.shape[0]
-    xt = jnp.pad(x.transpose(0, 2, 3, 1, 4).reshape(b * h * w, t, c), ((0, 0), (kt - 1, 0), (0, 0)))
-    y = jax.lax.conv_general_dilated(xt, kernel[::-1], (1,), "VALID", dimension_numbers=("NWC", "WIO", "NWC"))
+    xt = x.transpose(0, 2, 3, 1, 4).reshape(b * h * w, t, c)
+    y = jax.lax.conv_general_dilated(xt, kernel[::-1], (1,), [(kernel.shape[0] - 1, 0)],
+                                     dimension_numbers=("NWC", "WIO", "NWC"))
     return y.reshape(b, h, w, t, -1).transpose(0, 3, 1, 2, 4)
 
 
