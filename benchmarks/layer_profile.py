@@ -47,7 +47,7 @@ def _jax_cases(spec: PeerSpec) -> list[tuple[str, float, Callable, tuple]]:
     import numpy as np
     from flax import nnx
 
-    from twin.model.core import ConvGRU, causal_temporal_conv, conv2d
+    from twin.model.core import ConvGRU, causal_temporal_conv, conv2d, conv2d_fft, conv2d_im2col, use_fft
     from twin.model.readout import bilinear_sample
 
     b, t, h, w = spec.batch, spec.frames, spec.height, spec.width
@@ -57,8 +57,12 @@ def _jax_cases(spec: PeerSpec) -> list[tuple[str, float, Callable, tuple]]:
     for i, (c, k, kt) in enumerate(zip(spec.channels, spec.spatial_kernels, spec.temporal_kernels)):
         x = jax.random.normal(next(key), (b * t, h, w, c_in))
         wk = jax.random.normal(next(key), (k, k, c_in, c)) * 0.05
-        cases.append((f"core{i}.spatial {k}x{k} {c_in}->{c} twin conv2d", 2.0 * b * t * h * w * c_in * c * k * k,
-                      conv2d, (x, wk)))
+        fl = 2.0 * b * t * h * w * c_in * c * k * k
+        fft = use_fft("auto", 1, c_in, k)       # what conv_impl = "auto" takes on this backend
+        cases.append((f"core{i}.spatial {k}x{k} {c_in}->{c} twin ({'FFT' if fft else 'XLA conv'})", fl,
+                      conv2d_fft if fft else conv2d, (x, wk)))
+        cases.append((f"core{i}.spatial {k}x{k} {c_in}->{c} alt: {'XLA conv' if fft else 'FFT'}", fl,
+                      conv2d if fft else conv2d_fft, (x, wk)))
         x5 = jax.random.normal(next(key), (b, t, h, w, c))
         wt = jax.random.normal(next(key), (kt, c, c)) * 0.05
 
@@ -104,14 +108,28 @@ def _jax_cases(spec: PeerSpec) -> list[tuple[str, float, Callable, tuple]]:
         # the twin's scan with XLA convolutions inside (what not to do on CPU)
         import twin.model.core as core
 
-        saved = core.conv2d_im2col
-        core.conv2d_im2col = conv2d
+        saved = core.gru_conv
+        core.gru_conv = conv2d
         try:
             return nnx.merge(graphdef, state)(x)
         finally:
-            core.conv2d_im2col = saved
+            core.gru_conv = saved
 
-    cases.append((f"rnn ConvGRU {kr}x{kr} twin (scan, im2col)", fl, gru_twin, (x5, state)))
+    def gru_scan_im2col(x, state):
+        # the twin's scan with every convolution as im2col matmuls (before Winograd for 3 x 3)
+        import twin.model.core as core
+
+        saved = core.gru_conv
+        core.gru_conv = conv2d_im2col
+        try:
+            return nnx.merge(graphdef, state)(x)
+        finally:
+            core.gru_conv = saved
+
+    cases.append((f"rnn ConvGRU {kr}x{kr} twin (scan, {'Winograd' if kr == 3 else 'im2col'})", fl, gru_twin,
+                  (x5, state)))
+    if kr == 3:
+        cases.append((f"rnn ConvGRU {kr}x{kr} alt: scan, im2col", fl, gru_scan_im2col, (x5, state)))
     if spec.channels[-1] <= 16:  # at 64 channels this one takes minutes
         cases.append((f"rnn ConvGRU {kr}x{kr} alt: scan, xla conv", fl, gru_scan_xla_conv, (x5, state)))
     cases.append((f"rnn ConvGRU {kr}x{kr} alt: unrolled loop", fl, gru_unrolled, (x5, state)))

@@ -52,6 +52,23 @@ def test_im2col_convolution_equals_xla_convolution():
         np.testing.assert_allclose(conv2d_im2col(x, w), conv2d(x, w), rtol=1e-4, atol=1e-4)
 
 
+def test_winograd_convolution_equals_xla_convolution_in_values_and_gradients():
+    from twin.model.core import conv2d_winograd, gru_conv
+
+    rng = np.random.default_rng(3)
+    for shape in ((2, 7, 9, 3), (1, 1, 1, 2), (3, 2, 5, 4), (2, 8, 10, 5)):   # odd, even, one pixel
+        x = jnp.asarray(rng.normal(size=shape), jnp.float32)
+        w = jnp.asarray(rng.normal(size=(3, 3, shape[-1], 6)), jnp.float32)
+        np.testing.assert_allclose(conv2d_winograd(x, w), conv2d(x, w), rtol=1e-4, atol=1e-4)
+        grads = [jax.grad(lambda v, k: jnp.sum(jnp.sin(f(v, k))), (0, 1))(x, w) for f in (conv2d_winograd, conv2d)]
+        for a, b in zip(*grads):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    x = jnp.asarray(rng.normal(size=(2, 6, 7, 3)), jnp.float32)
+    for k in (1, 3, 5):                      # the GRU's dispatch: Winograd for 3 x 3, im2col otherwise
+        w = jnp.asarray(rng.normal(size=(k, k, 3, 4)), jnp.float32)
+        np.testing.assert_allclose(gru_conv(x, w), conv2d(x, w), rtol=1e-4, atol=1e-4)
+
+
 def test_fft_convolution_equals_xla_convolution_in_values_and_gradients(monkeypatch):
     import twin.model.core as core_mod
 
@@ -191,9 +208,9 @@ def test_core_in_pieces_gives_the_numbers_of_one_piece(monkeypatch):
     monkeypatch.setattr(core_mod, "_conv2d", lambda v, k, s: calls.append(v.shape[0]) or real(v, k, s))
     monkeypatch.setattr(core_mod, "CONV_CHUNK_ELEMENTS", 8 * 10 * 3 * 3)   # ~3 frames per conv call
     gru_inputs = []
-    real_im2col = core_mod.conv2d_im2col
-    monkeypatch.setattr(core_mod, "conv2d_im2col", lambda v, k: gru_inputs.append(v.shape) or real_im2col(v, k))
-    monkeypatch.setattr(core_mod, "IM2COL_CHUNK_ELEMENTS", 8 * 10 * 3 * 4)  # GRU input conv: 4 frames
+    real_gru_conv = core_mod.gru_conv
+    monkeypatch.setattr(core_mod, "gru_conv", lambda v, k: gru_inputs.append(v.shape) or real_gru_conv(v, k))
+    monkeypatch.setattr(core_mod, "WINOGRAD_CHUNK_ELEMENTS", 8 * 10 * 3 * 4)  # GRU input conv: 4 frames
     pieces = core(x)
     assert [s[0] for s in gru_inputs if s[-1] == 3] == [4] * 5             # 20 frames in 5 pieces
     np.testing.assert_allclose(pieces, whole, rtol=1e-5, atol=1e-6)
