@@ -81,9 +81,9 @@ FFT_MIN_CHANNELS = 4
 # stride 1, kernels of 5 and more, at least this many input channels, and the CPU backend (on a
 # GPU XLA's convolutions are cuDNN's). Inside the Sensorium-sized training step (4 x 64 channels,
 # 7x7) XLA's convolutions made the step 23.0 s against 7.85 s with the FFT (tcmalloc). Timed
-# alone, forward+backward, the layers are closer: 7x7 64->64 on 128 frames of 36x64 0.91-0.94 s
-# vs 0.89-0.90 s on the machine of that step (1.6-2.9 s vs 1.34 s on an earlier one); at the
-# demo's size (120 frames of 18x32 to 32 channels) 5x5 from 32 channels 56-60 vs 56-59 ms, from
+# alone, forward+backward, 7x7 64->64 on 120 frames of 36x64: XLA 3.16 s, FFT 0.86 s, torch's
+# conv3d 1.5 s (2026-12-06; a day earlier 128 frames gave 0.91-0.94 s vs 0.89-0.90 s, not
+# reproduced, and 1.6-2.9 s vs 1.34 s on an earlier machine); at the demo's size (120 frames of 18x32 to 32 channels) 5x5 from 32 channels 56-60 vs 56-59 ms, from
 # 16 38-50 vs 38 ms, 7x7 from 32 76-94 vs 75-78 ms. 3x3 kernels stay with XLA (the earlier
 # machine: 1.9 s vs 3.0 s at 64 channels; 0.88 s both on the later one).
 FFT_AUTO_MIN_CHANNELS = 16

@@ -73,14 +73,13 @@ def bilinear_sample_per_unit(maps: jax.Array, grid: jax.Array) -> jax.Array:
     m, h, w, n = maps.shape
     flat = maps.reshape(m * h * w * n)
     x0i, y0i, x1i, y1i, fx, fy = _corners(grid, h, w)
-    unit = jnp.arange(n, dtype=jnp.int32)[None, :, None]
-    base = (jnp.arange(m, dtype=jnp.int32) * (h * w * n))[:, None, None]
-
-    def at(yy, xx):
-        return flat.at[base + (yy * w + xx) * n + unit].get(mode="promise_in_bounds")
-
-    return (at(y0i, x0i) * (1 - fx) * (1 - fy) + at(y0i, x1i) * fx * (1 - fy)
-            + at(y1i, x0i) * (1 - fx) * fy + at(y1i, x1i) * fx * fy)
+    base = (jnp.arange(m, dtype=jnp.int32) * (h * w * n))[:, None, None] + jnp.arange(n, dtype=jnp.int32)[:, None]
+    # one gather of the four corners (and so one scatter in the backward pass): forward+backward
+    # 60 ms vs 110 ms for four gathers at the demo's size (120 frames of 18 x 32, 400 points x 16;
+    # a training run shared the cores)
+    idx = jnp.stack([y0i * w + x0i, y0i * w + x1i, y1i * w + x0i, y1i * w + x1i], -1) * n + base[..., None]
+    wts = jnp.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], -1)      # (M, N, K, 4)
+    return jnp.sum(flat.at[idx].get(mode="promise_in_bounds") * wts, -1)
 
 
 class Dense(nnx.Module):
