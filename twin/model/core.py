@@ -31,10 +31,11 @@ _DN = ("NHWC", "HWIO", "NHWC")
 # unsplit, 19.0 s in pieces of 2^23 elements, 13.4 s of 2^22, 10.9 s of 2^21, 11.4 s of 2^20.
 CONV_CHUNK_ELEMENTS = 1 << 21
 
-# The GRU's input convolution with kernels other than 3 x 3 runs as im2col matmuls in pieces of at
-# most this many input elements (3 x 3 as im2col, before Winograd below): forward+backward 3x3 64->192 on 128 frames of 36x64 1.49 s vs 1.86 s for XLA's
-# convolution (pieces of 2^21: 1.66 s); 3x3 32->96 on 120 frames of 18x32 118 ms vs 148 ms. (At
-# 5x5 32->32 im2col took 2.8x XLA's time, so the convolution layers keep XLA's.)
+# The GRU's input convolution with kernels other than 3 x 3 runs as im2col matmuls in pieces of
+# at most this many input elements. Measured on 3 x 3 before Winograd (below) took it over:
+# forward+backward 3x3 64->192 on 128 frames of 36x64 1.49 s vs 1.86 s for XLA's convolution
+# (pieces of 2^21: 1.66 s); 3x3 32->96 on 120 frames of 18x32 118 ms vs 148 ms. (At 5x5 32->32
+# im2col took 2.8x XLA's time, so the convolution layers keep XLA's.)
 IM2COL_CHUNK_ELEMENTS = 1 << 19
 # ... and as Winograd's F(2x2, 3x3) (3 x 3 kernels, conv2d_winograd) in pieces of at most this
 # many: 3x3 64->192 on 120 frames of 36x64 (17.7M elements) forward+backward 0.85 s in one piece,
@@ -83,8 +84,9 @@ FFT_MIN_CHANNELS = 4
 # 7x7) XLA's convolutions made the step 23.0 s against 7.85 s with the FFT (tcmalloc). Timed
 # alone, forward+backward, 7x7 64->64 on 120 frames of 36x64: XLA 3.16 s, FFT 0.86 s, torch's
 # conv3d 1.5 s (2026-12-06; a day earlier 128 frames gave 0.91-0.94 s vs 0.89-0.90 s, not
-# reproduced, and 1.6-2.9 s vs 1.34 s on an earlier machine); at the demo's size (120 frames of 18x32 to 32 channels) 5x5 from 32 channels 56-60 vs 56-59 ms, from
-# 16 38-50 vs 38 ms, 7x7 from 32 76-94 vs 75-78 ms. 3x3 kernels stay with XLA (the earlier
+# reproduced, and 1.6-2.9 s vs 1.34 s on an earlier machine); at the demo's size (120 frames of
+# 18x32 to 32 channels) 5x5 from 32 channels 56-60 vs 56-59 ms, from 16 38-50 vs 38 ms, 7x7 from
+# 32 76-94 vs 75-78 ms. 3x3 kernels stay with XLA (the earlier
 # machine: 1.9 s vs 3.0 s at 64 channels; 0.88 s both on the later one).
 FFT_AUTO_MIN_CHANNELS = 16
 FFT_AUTO_MIN_KERNEL = 5
