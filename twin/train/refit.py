@@ -82,7 +82,7 @@ Cost: one core pass over the training trials per block of neurons (``max_block_m
 per block: frames x (features x components + 1) floats per neuron), folds + iterations
 (P x P) products per neuron and 2 x penalties x cv_iterations passes over the design (each
 serving every fold). On one scan of the demo twin (200 neurons, 10,800 frames, 193 columns;
-alone on the 2 cores) the refit took 119 s, 33 s of them building the design; fitting the folds
+alone on the 2 cores) the refit took 111 s, ~33 s of them building the design; fitting the folds
 one after another with a fresh solve per step, as before 2026-12-06, took 143 s (the same
 penalties for 199 of 200 neurons, the other a near tie in held-out loss).
 """
