@@ -6,6 +6,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from twin.model.config import CoreConfig, feature_pixel_map
@@ -63,10 +64,13 @@ def test_winograd_convolution_equals_xla_convolution_in_values_and_gradients():
         grads = [jax.grad(lambda v, k: jnp.sum(jnp.sin(f(v, k))), (0, 1))(x, w) for f in (conv2d_winograd, conv2d)]
         for a, b in zip(*grads):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-    x = jnp.asarray(rng.normal(size=(2, 6, 7, 3)), jnp.float32)
-    for k in (1, 3, 5):                      # the GRU's dispatch: Winograd for 3 x 3, im2col otherwise
-        w = jnp.asarray(rng.normal(size=(k, k, 3, 4)), jnp.float32)
+    from twin.model.core import uses_winograd
+
+    x = jnp.asarray(rng.normal(size=(2, 6, 7, 16)), jnp.float32)
+    for k in (1, 3, 5):          # the GRU's dispatch: Winograd for 3 x 3 from 16 channels, im2col otherwise
+        w = jnp.asarray(rng.normal(size=(k, k, 16, 4)), jnp.float32) * 0.3
         np.testing.assert_allclose(gru_conv(x, w), conv2d(x, w), rtol=1e-4, atol=1e-4)
+        assert uses_winograd(w) == (k == 3) and not uses_winograd(w[:, :, :8])
 
 
 def test_fft_convolution_equals_xla_convolution_in_values_and_gradients(monkeypatch):
@@ -211,6 +215,7 @@ def test_core_in_pieces_gives_the_numbers_of_one_piece(monkeypatch):
     real_gru_conv = core_mod.gru_conv
     monkeypatch.setattr(core_mod, "gru_conv", lambda v, k: gru_inputs.append(v.shape) or real_gru_conv(v, k))
     monkeypatch.setattr(core_mod, "WINOGRAD_CHUNK_ELEMENTS", 8 * 10 * 3 * 4)  # GRU input conv: 4 frames
+    monkeypatch.setattr(core_mod, "WINOGRAD_MIN_CHANNELS", 1)                 # ... by Winograd
     pieces = core(x)
     assert [s[0] for s in gru_inputs if s[-1] == 3] == [4] * 5             # 20 frames in 5 pieces
     np.testing.assert_allclose(pieces, whole, rtol=1e-5, atol=1e-6)
@@ -230,8 +235,13 @@ def _np_conv_same(x, w):
     return out
 
 
-def test_conv_gru_matches_a_numpy_reference_with_the_reset_before_or_after_the_hidden_conv():
+@pytest.mark.parametrize("winograd", [False, True])
+def test_conv_gru_matches_a_numpy_reference_with_the_reset_before_or_after_the_hidden_conv(winograd, monkeypatch):
+    import twin.model.core as core_mod
     from twin.model.core import ConvGRU
+
+    if winograd:                       # the narrow test GRU through Winograd's tiles as well
+        monkeypatch.setattr(core_mod, "WINOGRAD_MIN_CHANNELS", 1)
 
     sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
     x = np.random.default_rng(2).normal(size=(1, 4, 5, 6, 2)).astype(np.float32)

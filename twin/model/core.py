@@ -41,6 +41,10 @@ IM2COL_CHUNK_ELEMENTS = 1 << 19
 # many: 3x3 64->192 on 120 frames of 36x64 (17.7M elements) forward+backward 0.85 s in one piece,
 # 1.02-1.12 s in pieces of 2^19-2^23.
 WINOGRAD_CHUNK_ELEMENTS = 1 << 24
+# Winograd only from this many input channels: it won at 32 and 64 (the demo's and the Sensorium
+# size's GRUs), while its transforms cost compile time (a 3-channel test GRU: 1.8 s vs 0.8 s) for
+# nothing on narrow layers.
+WINOGRAD_MIN_CHANNELS = 16
 
 
 def in_pieces(fn, x: jax.Array, per_item: int | None = None, limit: int | None = None) -> jax.Array:
@@ -203,9 +207,15 @@ def conv2d_winograd(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return y.reshape(n, 2 * th, 2 * tw, cout)[:, :h, :w]
 
 
+def uses_winograd(kernel: jax.Array) -> bool:
+    """Whether :func:`gru_conv` takes Winograd for this (k, k, Cin, Cout) kernel."""
+    return kernel.shape[0] == kernel.shape[1] == 3 and kernel.shape[2] >= WINOGRAD_MIN_CHANNELS
+
+
 def gru_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """The ConvGRU's convolutions: Winograd for 3 x 3 kernels, im2col matmuls otherwise."""
-    if kernel.shape[0] == kernel.shape[1] == 3:
+    """The ConvGRU's convolutions: Winograd for 3 x 3 kernels from WINOGRAD_MIN_CHANNELS input
+    channels, im2col matmuls otherwise."""
+    if uses_winograd(kernel):
         return conv2d_winograd(x, kernel)
     return conv2d_im2col(x, kernel)
 
@@ -290,8 +300,8 @@ class FactorisedConv3d(nnx.Module):
 class ConvGRU(nnx.Module):
     """Convolutional GRU over time. Input-to-hidden convolutions run for all frames at once
     (time folded into batch, in pieces); only the hidden-to-hidden convolutions run inside
-    ``lax.scan``. Both are matmuls: Winograd's F(2x2, 3x3) for 3 x 3 kernels, im2col otherwise
-    (:func:`gru_conv`).
+    ``lax.scan``. Both are matmuls: Winograd's F(2x2, 3x3) for 3 x 3 kernels from 16 input
+    channels, im2col otherwise (:func:`gru_conv`).
     ``reset_after``: the candidate is ``tanh(W_x x + r * (W_hn h))`` instead of
     ``tanh(W_x x + W_hn (r * h))`` (same weights; see ``CoreConfig.gru_reset_after``)."""
 
@@ -310,7 +320,7 @@ class ConvGRU(nnx.Module):
         b, t, h, w, c = x.shape
         ch = self.ch
         w_x = self.w_x[...]
-        limit = WINOGRAD_CHUNK_ELEMENTS if w_x.shape[0] == w_x.shape[1] == 3 else IM2COL_CHUNK_ELEMENTS
+        limit = WINOGRAD_CHUNK_ELEMENTS if uses_winograd(w_x) else IM2COL_CHUNK_ELEMENTS
         gx = in_pieces(lambda v: gru_conv(v, w_x), x.reshape(b * t, h, w, c), limit=limit)
         gx = gx.reshape(b, t, h, w, 3 * ch) + self.bias[...]
         w_hn = self.w_hn[...]
