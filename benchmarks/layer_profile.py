@@ -47,7 +47,8 @@ def _jax_cases(spec: PeerSpec) -> list[tuple[str, float, Callable, tuple]]:
     import numpy as np
     from flax import nnx
 
-    from twin.model.core import ConvGRU, causal_temporal_conv, conv2d, conv2d_fft, conv2d_im2col, use_fft
+    from twin.model.core import (ConvGRU, causal_temporal_conv, conv2d, conv2d_fft, conv2d_im2col, use_fft,
+                                 uses_winograd)
     from twin.model.readout import bilinear_sample
 
     b, t, h, w = spec.batch, spec.frames, spec.height, spec.width
@@ -104,34 +105,26 @@ def _jax_cases(spec: PeerSpec) -> list[tuple[str, float, Callable, tuple]]:
         return jnp.stack(outs, 1)
 
     fl = _gru_flops(spec)
-    def gru_scan_xla_conv(x, state):
-        # the twin's scan with XLA convolutions inside (what not to do on CPU)
-        import twin.model.core as core
+    def gru_scan_with(conv):
+        # the twin's scan with ``conv`` for every GRU convolution instead of core.gru_conv's choice
+        def run(x, state):
+            import twin.model.core as core
 
-        saved = core.gru_conv
-        core.gru_conv = conv2d
-        try:
-            return nnx.merge(graphdef, state)(x)
-        finally:
-            core.gru_conv = saved
+            saved = core.gru_conv
+            core.gru_conv = conv
+            try:
+                return nnx.merge(graphdef, state)(x)
+            finally:
+                core.gru_conv = saved
+        return run
 
-    def gru_scan_im2col(x, state):
-        # the twin's scan with every convolution as im2col matmuls (before Winograd for 3 x 3)
-        import twin.model.core as core
-
-        saved = core.gru_conv
-        core.gru_conv = conv2d_im2col
-        try:
-            return nnx.merge(graphdef, state)(x)
-        finally:
-            core.gru_conv = saved
-
-    cases.append((f"rnn ConvGRU {kr}x{kr} twin (scan, {'Winograd' if kr == 3 else 'im2col'})", fl, gru_twin,
+    winograd = uses_winograd(gru.w_x[...])
+    cases.append((f"rnn ConvGRU {kr}x{kr} twin (scan, {'Winograd' if winograd else 'im2col'})", fl, gru_twin,
                   (x5, state)))
-    if kr == 3:
-        cases.append((f"rnn ConvGRU {kr}x{kr} alt: scan, im2col", fl, gru_scan_im2col, (x5, state)))
-    if spec.channels[-1] <= 16:  # at 64 channels this one takes minutes
-        cases.append((f"rnn ConvGRU {kr}x{kr} alt: scan, xla conv", fl, gru_scan_xla_conv, (x5, state)))
+    if winograd:
+        cases.append((f"rnn ConvGRU {kr}x{kr} alt: scan, im2col", fl, gru_scan_with(conv2d_im2col), (x5, state)))
+    if spec.channels[-1] <= 16:  # at 64 channels this one takes minutes (what not to do on CPU)
+        cases.append((f"rnn ConvGRU {kr}x{kr} alt: scan, xla conv", fl, gru_scan_with(conv2d), (x5, state)))
     cases.append((f"rnn ConvGRU {kr}x{kr} alt: unrolled loop", fl, gru_unrolled, (x5, state)))
     n = spec.n_neurons
     feat = jax.random.normal(next(key), (b * t, h, w, c))

@@ -54,7 +54,7 @@ def test_im2col_convolution_equals_xla_convolution():
 
 
 def test_winograd_convolution_equals_xla_convolution_in_values_and_gradients():
-    from twin.model.core import conv2d_winograd, gru_conv
+    from twin.model.core import conv2d_winograd, gru_conv, uses_winograd
 
     rng = np.random.default_rng(3)
     for shape in ((2, 7, 9, 3), (1, 1, 1, 2), (3, 2, 5, 4), (2, 8, 10, 5)):   # odd, even, one pixel
@@ -64,8 +64,6 @@ def test_winograd_convolution_equals_xla_convolution_in_values_and_gradients():
         grads = [jax.grad(lambda v, k: jnp.sum(jnp.sin(f(v, k))), (0, 1))(x, w) for f in (conv2d_winograd, conv2d)]
         for a, b in zip(*grads):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-    from twin.model.core import uses_winograd
-
     x = jnp.asarray(rng.normal(size=(2, 6, 7, 16)), jnp.float32)
     for k in (1, 3, 5):          # the GRU's dispatch: Winograd for 3 x 3 from 16 channels, im2col otherwise
         w = jnp.asarray(rng.normal(size=(k, k, 16, 4)), jnp.float32) * 0.3
@@ -216,7 +214,11 @@ def test_core_in_pieces_gives_the_numbers_of_one_piece(monkeypatch):
     monkeypatch.setattr(core_mod, "gru_conv", lambda v, k: gru_inputs.append(v.shape) or real_gru_conv(v, k))
     monkeypatch.setattr(core_mod, "WINOGRAD_CHUNK_ELEMENTS", 8 * 10 * 3 * 4)  # GRU input conv: 4 frames
     monkeypatch.setattr(core_mod, "WINOGRAD_MIN_CHANNELS", 1)                 # ... by Winograd
+    tiled = []
+    real_winograd = core_mod.conv2d_winograd
+    monkeypatch.setattr(core_mod, "conv2d_winograd", lambda v, k: tiled.append(v.shape[0]) or real_winograd(v, k))
     pieces = core(x)
+    assert 4 in tiled                                                     # the input pieces went through it
     assert [s[0] for s in gru_inputs if s[-1] == 3] == [4] * 5             # 20 frames in 5 pieces
     np.testing.assert_allclose(pieces, whole, rtol=1e-5, atol=1e-6)
     assert len(calls) > 3 and max(calls) < 20            # the 20 frames really ran in pieces
@@ -242,6 +244,9 @@ def test_conv_gru_matches_a_numpy_reference_with_the_reset_before_or_after_the_h
 
     if winograd:                       # the narrow test GRU through Winograd's tiles as well
         monkeypatch.setattr(core_mod, "WINOGRAD_MIN_CHANNELS", 1)
+    tiled = []
+    real_winograd = core_mod.conv2d_winograd
+    monkeypatch.setattr(core_mod, "conv2d_winograd", lambda v, k: tiled.append(k.shape) or real_winograd(v, k))
 
     sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
     x = np.random.default_rng(2).normal(size=(1, 4, 5, 6, 2)).astype(np.float32)
@@ -264,6 +269,7 @@ def test_conv_gru_matches_a_numpy_reference_with_the_reset_before_or_after_the_h
         # one-frame clips (static images) take the h = 0 shortcut alone, without the scan
         np.testing.assert_allclose(np.asarray(gru(jnp.asarray(x[:, :1])))[0], want[0][None], rtol=1e-4, atol=1e-5)
     assert np.abs(outs[True] - outs[False]).max() > 1e-3    # the two variants really differ
+    assert bool(tiled) == winograd                           # the path the parameter names was taken
     # the config field reaches the core's GRU: same seed, only the flag differs -> other features
     frames = jnp.asarray(np.random.default_rng(4).normal(size=(1, 3, 6, 7)), jnp.float32)
     feats = [Core(CoreConfig(channels=2, layers=1, kernel=(3,), temporal_kernel=2, gru_channels=3,

@@ -55,8 +55,9 @@ class CoreConfig:
     # where it was measured to win or tie on XLA CPU (kernels of 5 and more from at least 16
     # channels, on the CPU backend; core.use_fft), XLA's elsewhere and on GPUs. The
     # Sensorium-sized training step (7x7, 64 channels) took 7.45 s with "auto" vs 23.0 s with
-    # "xla" (benchmarks/README.md). The GRU's convolutions are matmuls either way (Winograd's
-    # F(2x2, 3x3) for 3 x 3 kernels, im2col otherwise).
+    # "xla" (2026-12-05; 6.65 s with "auto" since the GRU's Winograd convolutions;
+    # benchmarks/README.md). The GRU's convolutions are matmuls either way (Winograd's F(2x2, 3x3)
+    # for 3 x 3 kernels from 16 input channels, im2col otherwise).
     conv_impl: Literal["auto", "xla", "fft"] = "auto"
     # smoothness of the first-layer spatial filters; the Poisson loss it is added to is a mean per
     # neuron-frame (~1), so weights of 1e-2 and more blur away oriented filters (demo.toml)

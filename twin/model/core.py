@@ -90,8 +90,8 @@ FFT_MIN_CHANNELS = 4
 # conv3d 1.5 s (2026-12-06; a day earlier 128 frames gave 0.91-0.94 s vs 0.89-0.90 s, not
 # reproduced, and 1.6-2.9 s vs 1.34 s on an earlier machine); at the demo's size (120 frames of
 # 18x32 to 32 channels) 5x5 from 32 channels 56-60 vs 56-59 ms, from 16 38-50 vs 38 ms, 7x7 from
-# 32 76-94 vs 75-78 ms. 3x3 kernels stay with XLA (the earlier
-# machine: 1.9 s vs 3.0 s at 64 channels; 0.88 s both on the later one).
+# 32 76-94 vs 75-78 ms. 3x3 kernels stay with XLA (the earlier machine: 1.9 s vs 3.0 s at 64
+# channels; 0.88 s both on the later one).
 FFT_AUTO_MIN_CHANNELS = 16
 FFT_AUTO_MIN_KERNEL = 5
 

@@ -185,9 +185,8 @@ def _glm_functions():
 
     def _penalised(hess, lam):
         """The Newton system's matrix: curvature + lam on the weights (not the bias) + 1e-6."""
-        p = hess.shape[-1]
-        pen = jnp.ones(p, hess.dtype).at[-1].set(0.0)
-        return hess + lam[..., None, None] * jnp.diag(pen) + 1e-6 * jnp.eye(p, dtype=hess.dtype)
+        eye = jnp.eye(hess.shape[-1], dtype=hess.dtype)
+        return hess + lam[..., None, None] * eye.at[-1, -1].set(0.0) + 1e-6 * eye
 
     def factor(hess, lam):
         """LU factors of the fixed curvature's system, once per penalty: with them a step's solve
@@ -200,9 +199,7 @@ def _glm_functions():
         if none lowers its objective ``f``. Two passes over x: the gradient and x . direction (z
         is linear in th, so candidates cost no pass)."""
         dz, w = _weights(z, y, g, m)
-        p = x.shape[2]
-        pen = jnp.ones(p, x.dtype).at[-1].set(0.0)
-        grad = jnp.einsum("nfp,nfk->nkp", x, dz) + lam[..., None] * th * pen
+        grad = jnp.einsum("nfp,nfk->nkp", x, dz) + lam[..., None] * th.at[..., -1].set(0.0)   # bias free
         if lu is None:
             d = jnp.linalg.solve(_penalised(_fisher(x, w), lam), grad[..., None])[..., 0]
         else:
