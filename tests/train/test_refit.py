@@ -104,14 +104,22 @@ def test_refit_shrinks_noisy_units_more_and_moves_towards_the_planted_weights():
     assert (got["train_loss_after"] < got["train_loss_before"]).all()
 
 
-def test_refit_is_deterministic_and_blocks_of_neurons_give_the_same_answer():
+def test_refit_is_deterministic_and_blocks_of_neurons_give_the_same_answer(tmp_path):
     m1, data, _ = _planted_scan(n_trials=16)
     m2, _, _ = _planted_scan(n_trials=16)
-    cfg = RefitConfig(enabled=True, folds=2, penalties=[0.1, 1.0], cv_iterations=2, iterations=3)
+    cfg = RefitConfig(enabled=True, folds=2, penalties=[0.1, 1.0], cv_iterations=2, iterations=3, chunk_trials=4)
     per_unit_mb = 16 * 10 * (3 + 1) * 4 / 2 ** 20
     t1 = refit_readouts(m1, {RID: data}, 2, cfg, progress=False)
-    t2 = refit_readouts(m2, {RID: data}, 2, RefitConfig(**{**cfg.__dict__, "max_block_mb": 3 * per_unit_mb}),
-                        progress=False)
+    # three blocks of neurons: one core pass over the trials serves them all (4 chunks of 4
+    # trials, not 3 x 4), the blocks wait in the scratch folder, which is cleaned up afterwards
+    chunks, behaviour = [], data.behaviour
+    data.behaviour = lambda idx, *a, **k: (chunks.append(idx), behaviour(idx, *a, **k))[1]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    t2 = refit_readouts(m2, {RID: data}, 2, RefitConfig(**{**cfg.__dict__, "max_block_mb": 3 * per_unit_mb,
+                                                           "scratch_dir": str(scratch)}), progress=False)
+    assert len(chunks) == 4
+    assert list(scratch.iterdir()) == []
     np.testing.assert_allclose(t1.penalty, t2.penalty)
     np.testing.assert_allclose(np.asarray(m1.readouts[RID].features[...]), np.asarray(m2.readouts[RID].features[...]),
                                rtol=1e-4, atol=1e-5)
@@ -124,6 +132,8 @@ def test_refit_config_problems_are_named():
     assert RefitConfig(penalties=[-1.0]).problem()[0] == "penalties"
     assert RefitConfig(relax_in_cv=True).problem()[0] == "relax_in_cv"
     assert RefitConfig(relax_in_cv=True, relax_scale=True).problem() is None
+    assert RefitConfig(enabled=True, scratch_dir="/no/such/folder").problem()[0] == "scratch_dir"
+    assert RefitConfig(enabled=True, scratch_dir="/").problem() is None
 
 
 def test_training_with_refit_changes_only_the_readout_weights_and_records_it(rec_dir, tmp_path):
@@ -249,3 +259,20 @@ def test_folds_fitted_side_by_side_match_each_fold_fitted_alone():
     assert float(jnp.abs(both[:, 0] - both[:, 1]).max()) > 1e-3      # the folds really differ
     scaled, a = relax(x, y, g, masks, both)
     assert scaled.shape == both.shape and a.shape == (n, 3)
+
+
+def test_refit_names_the_scratch_folder_when_its_disk_is_too_small(tmp_path, monkeypatch):
+    import collections
+    import shutil
+
+    from twin.errors import InputError
+
+    m, data, _ = _planted_scan(n_trials=8)
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10, 9, 1))
+    per_unit_mb = 8 * 10 * (3 + 1) * 4 / 2 ** 20
+    cfg = RefitConfig(enabled=True, folds=2, penalties=[0.1], cv_iterations=1, iterations=1,
+                      max_block_mb=3 * per_unit_mb, scratch_dir=str(tmp_path))
+    with pytest.raises(InputError, match="refit.scratch_dir"):
+        refit_readouts(m, {RID: data}, 2, cfg, progress=False)
+    assert list(tmp_path.iterdir()) == []
