@@ -302,9 +302,10 @@ def _design_blocks(model, rid: str, data, burn_in: int, cfg: RefitConfig):
     with contextlib.ExitStack() as stack:
         if len(slices) == 1:
             xs = [np.empty((n_units, frames, g * c + 1), np.float32)]
+            gains = [np.empty((n_units, frames), np.float32)]
         else:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="twin-refit-", dir=cfg.scratch_dir or None))
-            need, free = n_units * frames * (g * c + 1) * 4, shutil.disk_usage(tmp).free
+            need, free = n_units * frames * (g * c + 2) * 4, shutil.disk_usage(tmp).free
             if need > free:
                 raise InputError(cfg.scratch_dir or tmp, "refit.scratch_dir",
                                  f"{need / 2 ** 30:.1f} GiB free for the design of {rid}'s {n_units} neurons "
@@ -312,20 +313,24 @@ def _design_blocks(model, rid: str, data, burn_in: int, cfg: RefitConfig):
             xs = [np.lib.format.open_memmap(f"{tmp}/x{i}.npy", mode="w+", dtype=np.float32,
                                             shape=(sl.stop - sl.start, frames, g * c + 1))
                   for i, sl in enumerate(slices)]
-        gain = np.empty((n_units, frames), np.float32)
+            gains = [np.lib.format.open_memmap(f"{tmp}/gain{i}.npy", mode="w+", dtype=np.float32,
+                                               shape=(sl.stop - sl.start, frames))
+                     for i, sl in enumerate(slices)]
         for i in range(0, n_trials, cfg.chunk_trials):
             tr = slice(i, i + cfg.chunk_trials)
             d, gg = design(state, data.stimulus[tr].astype(np.float32), data.behaviour(tr))
             f0, f1 = i * per, min(n_trials, i + cfg.chunk_trials) * per
             d = np.asarray(d[:, burn_in:]).reshape(f1 - f0, n_units, g * c)
-            for x, sl in zip(xs, slices):
+            gg = np.asarray(gg[:, burn_in:]).reshape(f1 - f0, n_units)
+            for x, gain, sl in zip(xs, gains, slices):
                 x[:, f0:f1, :-1] = d[:, sl].transpose(1, 0, 2)
-            gain[:, f0:f1] = np.asarray(gg[:, burn_in:]).reshape(f1 - f0, n_units).T
-        for x, sl in zip(xs, slices):
-            x = x if len(xs) == 1 else np.array(x)            # a block on disk is read back whole
+                gain[:, f0:f1] = gg[:, sl].T
+        for x, gain, sl in zip(xs, gains, slices):
+            if len(xs) > 1:                                   # a block on disk is read back whole
+                x, gain = np.array(x), np.array(gain)
             x[..., -1] = 1.0                                  # the bias column
             y = np.asarray(data.response[:, burn_in:, sl], np.float32).reshape(frames, -1).T
-            yield sl, x, gain[sl], y, valid, trial
+            yield sl, x, gain, y, valid, trial
 
 
 def refit_scan(model, rid: str, data, burn_in: int, cfg: RefitConfig, progress=None) -> dict[str, np.ndarray]:
