@@ -104,7 +104,7 @@ def test_refit_shrinks_noisy_units_more_and_moves_towards_the_planted_weights():
     assert (got["train_loss_after"] < got["train_loss_before"]).all()
 
 
-def test_refit_is_deterministic_and_blocks_of_neurons_give_the_same_answer(tmp_path):
+def test_refit_is_deterministic_and_blocks_of_neurons_give_the_same_answer(tmp_path, monkeypatch):
     m1, data, _ = _planted_scan(n_trials=16)
     m2, _, _ = _planted_scan(n_trials=16)
     cfg = RefitConfig(enabled=True, folds=2, penalties=[0.1, 1.0], cv_iterations=2, iterations=3, chunk_trials=4)
@@ -116,9 +116,17 @@ def test_refit_is_deterministic_and_blocks_of_neurons_give_the_same_answer(tmp_p
     data.behaviour = lambda idx, *a, **k: (chunks.append(idx), behaviour(idx, *a, **k))[1]
     scratch = tmp_path / "scratch"
     scratch.mkdir()
+    mapped, open_memmap = [], np.lib.format.open_memmap
+    monkeypatch.setattr(np.lib.format, "open_memmap",
+                        lambda f, *a, **k: (mapped.append((str(f), k["shape"])), open_memmap(f, *a, **k))[1])
     t2 = refit_readouts(m2, {RID: data}, 2, RefitConfig(**{**cfg.__dict__, "max_block_mb": 3 * per_unit_mb,
                                                            "scratch_dir": str(scratch)}), progress=False)
     assert len(chunks) == 4
+    # the blocks' designs (3, 3 and 2 neurons x 16 trials x 10 frames x 4 columns) and gains went
+    # to the scratch folder
+    designs = sorted(shape for f, shape in mapped if len(shape) == 3)
+    assert designs == [(2, 160, 4), (3, 160, 4), (3, 160, 4)] and len(mapped) == 6
+    assert all(f.startswith(str(scratch)) for f, _ in mapped)
     assert list(scratch.iterdir()) == []
     np.testing.assert_allclose(t1.penalty, t2.penalty)
     np.testing.assert_allclose(np.asarray(m1.readouts[RID].features[...]), np.asarray(m2.readouts[RID].features[...]),

@@ -22,21 +22,16 @@ class Const(nnx.Variable):
     """A stored, non-trained array (normalisation statistics, cortical coordinates)."""
 
 
-def _corners(grid: jax.Array, h: int, w: int):
-    """Bilinear corners of positions ``grid`` (..., 2) = (x, y) in [-1, 1] (clamped to the border)
-    on an h x w map: integer x0, y0, x1, y1 and the fractions fx, fy."""
+def _corner_pixels(grid: jax.Array, h: int, w: int) -> tuple[jax.Array, jax.Array]:
+    """The four bilinear corners of positions ``grid`` (..., 2) = (x, y) in [-1, 1] (clamped to
+    the border) on an h x w map as flat pixel indices (..., 4) and their weights (..., 4)."""
     px = (jnp.clip(grid[..., 0], -1, 1) + 1) * 0.5 * (w - 1)
     py = (jnp.clip(grid[..., 1], -1, 1) + 1) * 0.5 * (h - 1)
     x0 = jnp.clip(jnp.floor(px), 0, max(w - 2, 0))
     y0 = jnp.clip(jnp.floor(py), 0, max(h - 2, 0))
+    fx, fy = px - x0, py - y0
     x0i, y0i = x0.astype(jnp.int32), y0.astype(jnp.int32)
-    return x0i, y0i, jnp.minimum(x0i + 1, w - 1), jnp.minimum(y0i + 1, h - 1), px - x0, py - y0
-
-
-def _corner_pixels(grid: jax.Array, h: int, w: int) -> tuple[jax.Array, jax.Array]:
-    """The four bilinear corners of positions ``grid`` (..., 2) on an h x w map as flat pixel
-    indices (..., 4) and their weights (..., 4)."""
-    x0i, y0i, x1i, y1i, fx, fy = _corners(grid, h, w)
+    x1i, y1i = jnp.minimum(x0i + 1, w - 1), jnp.minimum(y0i + 1, h - 1)
     pix = jnp.stack([y0i * w + x0i, y0i * w + x1i, y1i * w + x0i, y1i * w + x1i], -1)
     wts = jnp.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], -1)
     return pix, wts

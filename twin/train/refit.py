@@ -90,7 +90,10 @@ penalties for 199 of 200 neurons, the other a near tie in held-out loss).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -274,10 +277,6 @@ def _design_blocks(model, rid: str, data, burn_in: int, cfg: RefitConfig):
     twice the demo's training movie (2 blocks) the design took 70.8 s instead of 122.5 s; with
     4x (4 blocks) 139.7 s, where a core pass per block would take about 490 s. The whole refit of
     that 4x twin (both scans): 780 s, against 1,452 s before."""
-    import contextlib
-    import shutil
-    import tempfile
-
     import jax
     from flax import nnx
 
@@ -300,8 +299,9 @@ def _design_blocks(model, rid: str, data, burn_in: int, cfg: RefitConfig):
     slices = [slice(n0, min(n_units, n0 + block)) for n0 in range(0, n_units, block)]
     valid = (np.arange(burn_in, n_t)[None, :] < np.asarray(data.n_frames)[:, None]).reshape(-1)
     trial = np.repeat(np.arange(n_trials), per)
+    on_disk = len(slices) > 1
     with contextlib.ExitStack() as stack:
-        if len(slices) == 1:
+        if not on_disk:
             xs = [np.empty((n_units, frames, g * c + 1), np.float32)]
             gains = [np.empty((n_units, frames), np.float32)]
         else:
@@ -327,7 +327,7 @@ def _design_blocks(model, rid: str, data, burn_in: int, cfg: RefitConfig):
                 x[:, f0:f1, :-1] = d[:, sl].transpose(1, 0, 2)
                 gain[:, f0:f1] = gg[:, sl].T
         for x, gain, sl in zip(xs, gains, slices):
-            if len(xs) > 1:                                   # a block on disk is read back whole
+            if on_disk:                                       # a block on disk is read back whole
                 x, gain = np.array(x), np.array(gain)
             x[..., -1] = 1.0                                  # the bias column
             y = np.asarray(data.response[:, burn_in:, sl], np.float32).reshape(frames, -1).T
