@@ -142,6 +142,9 @@ def test_refit_config_problems_are_named():
     assert RefitConfig(relax_in_cv=True, relax_scale=True).problem() is None
     assert RefitConfig(enabled=True, scratch_dir="/no/such/folder").problem()[0] == "scratch_dir"
     assert RefitConfig(enabled=True, scratch_dir="/").problem() is None
+    assert RefitConfig(variance_floor=-0.5).problem()[0] == "variance_floor"
+    assert RefitConfig(variance_floor=float("nan")).problem()[0] == "variance_floor"
+    assert RefitConfig(variance_floor=2.0).problem() is None
 
 
 def test_training_with_refit_changes_only_the_readout_weights_and_records_it(rec_dir, tmp_path):
@@ -254,19 +257,49 @@ def test_folds_fitted_side_by_side_match_each_fold_fitted_alone():
     th0 = jnp.asarray(rng.normal(size=(n, 1, p)) * 0.1, jnp.float32)
     lam = jnp.full((n, 3), 0.3, jnp.float32)
     start = jnp.broadcast_to(th0, (n, 3, p))
-    hess = curvature(x, y, g, masks, start)
+    q = jnp.asarray([0.0, 0.3, 1.0], jnp.float32)          # Poisson, and two variance floors
+    hess = curvature(x, y, g, q, masks, start)
     # two steps: converged fits differ by ~1e-4 where the line search's accept/reject flips on
     # rounding-level ties of a flat loss, fold by fold alike
-    both = fit(x, y, g, masks, start, lam, 2, hess)
-    held = objective(x, y, g, 1.0 - masks, both, lam * 0)
+    both = fit(x, y, g, q, masks, start, lam, 2, hess)
+    held = objective(x, y, g, q, 1.0 - masks, both, lam * 0)
     for k in range(3):
         mk = masks[:, k:k + 1]
-        alone = fit(x, y, g, mk, th0, lam[:, k:k + 1], 2, curvature(x, y, g, mk, th0))
+        alone = fit(x, y, g, q, mk, th0, lam[:, k:k + 1], 2, curvature(x, y, g, q, mk, th0))
         np.testing.assert_allclose(both[:, k], alone[:, 0], rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(held[:, k], objective(x, y, g, 1.0 - mk, alone, lam[:, :1] * 0)[:, 0], rtol=1e-6)
+        np.testing.assert_allclose(held[:, k], objective(x, y, g, q, 1.0 - mk, alone, lam[:, :1] * 0)[:, 0], rtol=1e-6)
     assert float(jnp.abs(both[:, 0] - both[:, 1]).max()) > 1e-3      # the folds really differ
-    scaled, a = relax(x, y, g, masks, both)
+    scaled, a = relax(x, y, g, q, masks, both)
     assert scaled.shape == both.shape and a.shape == (n, 3)
+
+
+def test_quasi_poisson_fit_reaches_a_stationary_point_of_its_own_loss():
+    """With a variance floor q the Fisher-scoring steps (hand-written gradient and weights) must
+    solve the quasi-Poisson objective itself: its autodiff gradient vanishes at the fit, and the
+    fit differs from the Poisson one (q = 0) on the same data."""
+    import jax
+
+    from twin.train.refit import _glm_functions
+
+    objective, curvature, fit, _ = _glm_functions()
+    rng = np.random.default_rng(7)
+    n, f, p = 2, 400, 4
+    x = rng.normal(size=(n, f, p)).astype(np.float32)
+    x[..., -1] = 1.0
+    rate = np.exp(0.4 * x[..., 0] - 0.3 * x[..., 1])
+    y = (rng.poisson(rate) + rng.exponential(1.0, (n, f)) * (rng.uniform(size=(n, f)) < 0.3)).astype(np.float32)
+    g = np.ones((n, f), np.float32)
+    m = jnp.ones((f, 1), jnp.float32)
+    lam = jnp.full((n, 1), 0.01, jnp.float32)
+    th0 = jnp.zeros((n, 1, p), jnp.float32)
+    fits = {}
+    for floor in (0.0, 1.5):
+        q = jnp.full((n,), floor, jnp.float32)
+        th = fit(x, y, g, q, m, th0, lam, 15)
+        grad = jax.grad(lambda t: objective(x, y, g, q, m, t, lam).sum())(th)
+        assert float(jnp.abs(grad).max()) < 1e-4, (floor, grad)
+        fits[floor] = np.asarray(th)
+    assert np.abs(fits[1.5] - fits[0.0]).max() > 1e-2
 
 
 def test_refit_names_the_scratch_folder_when_its_disk_is_too_small(tmp_path, monkeypatch):

@@ -213,6 +213,53 @@ def test_mean_rate_weighting_divides_each_neurons_loss_by_its_rate():
     assert float(_poisson(rate, y, mask, 0.0, 2)) == pytest.approx(float(nll.sum() / (2 * 4 * 4)), rel=1e-5)
 
 
+def test_variance_floor_gives_the_quasi_poisson_loss_and_its_score():
+    """train.variance_floor: loss (rate + q) - (y + q) log(rate + q), whose gradient in the rate
+    is the quasi-score (rate - y) / (rate + q): frames where the rate is low weigh less than the
+    Poisson loss gives them."""
+    from twin.train.loop import _poisson
+
+    rng = np.random.default_rng(1)
+    rate = jnp.asarray(rng.uniform(0.05, 2.0, (2, 6, 3)), jnp.float32)
+    y = jnp.asarray(rng.poisson(1.0, (2, 6, 3)), jnp.float32)
+    mask = jnp.ones((2, 6), jnp.float32)
+    q = jnp.asarray([0.0, 0.5, 2.0], jnp.float32)
+    want = np.asarray((rate + q) - (y + q) * jnp.log(rate + q))[:, 2:]
+    assert float(_poisson(rate, y, mask, 0.0, 2, None, q)) == pytest.approx(float(want.sum() / (2 * 4 * 3)), rel=1e-5)
+    grad = np.asarray(jax.grad(lambda r: _poisson(r, y, mask, 0.0, 2, None, q))(rate))[:, 2:] * (2 * 4 * 3)
+    np.testing.assert_allclose(grad, np.asarray((rate - y) / (rate + q))[:, 2:], rtol=1e-4, atol=1e-6)
+    # q = 0 is the Poisson loss itself
+    np.testing.assert_allclose(float(_poisson(rate, y, mask, 0.0, 2, None, q * 0)),
+                               float(_poisson(rate, y, mask, 0.0, 2)), rtol=1e-6)
+
+
+def test_variance_floor_gives_the_trainer_each_scans_floors(rec_dir, tmp_path, monkeypatch):
+    import twin.train.loop as loop
+    from twin.train.data import load_scan
+
+    seen = {}
+    real_init = loop.Trainer.__init__
+
+    def spy(self, *args, floors=None, **kw):
+        seen.update(floors or {})
+        real_init(self, *args, floors=floors, **kw)
+
+    monkeypatch.setattr(loop.Trainer, "__init__", spy)
+    cfg = tiny_config(rec_dir, steps=4)
+    cfg = replace(cfg, train=replace(cfg.train, variance_floor=1.5))
+    run = train(cfg, tmp_path / "run", progress=False)
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(x["loss"]) for x in lines if "loss" in x)
+    assert seen and set(seen) == set(load_model(run).recording_ids())
+    for rid, q in seen.items():
+        d = load_scan(rec_dir / f"{rid}.h5")[1]["train"]
+        valid = np.arange(d.response.shape[1])[None, :] < d.n_frames[:, None]
+        np.testing.assert_allclose(q, 1.5 * d.response[valid].mean(0), rtol=1e-5)
+    bad = replace(cfg, train=replace(cfg.train, variance_floor=-1.0))
+    with pytest.raises(InputError, match="train.variance_floor"):
+        train(bad, tmp_path / "bad", progress=False)
+
+
 def test_mean_rate_weighting_gives_the_trainer_each_scans_rate_weights(rec_dir, tmp_path, monkeypatch):
     import twin.train.loop as loop
     from twin.train.data import load_scan

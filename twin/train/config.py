@@ -41,6 +41,10 @@ class OptimConfig:
     # averaging 1 per scan), so the shared core serves low-rate neurons as much as high-rate ones;
     # "none": the plain mean over neurons (the Poisson loss's gradient grows with the rate)
     neuron_weighting: Literal["none", "mean_rate"] = "none"
+    # > 0: quasi-Poisson loss (rate + q) - (y + q) log(rate + q), q = this x each neuron's mean
+    # training response: for responses whose variance does not fall to zero with the rate
+    # (thresholded deconvolved events keep noise events); 0 = the Poisson loss
+    variance_floor: float = 0.0
     distributed: bool = False         # call jax.distributed.initialize() (multi-host)
 
 

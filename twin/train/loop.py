@@ -81,10 +81,14 @@ def lr_at(cfg: TrainConfig, step: int, lr_scale: float) -> float:
     return o.lr * lr_scale
 
 
-def _poisson(rate, y, mask, eps, burn_in, weights=None):
+def _poisson(rate, y, mask, eps, burn_in, weights=None, floor=None):
+    """Mean Poisson loss per neuron and scored frame; with a per-neuron variance ``floor`` (N,)
+    the quasi-Poisson loss ``(rate + q) - (y + q) log(rate + q)`` (Var(y) ~ rate + q)."""
     import jax.numpy as jnp
 
     m = mask.at[:, :burn_in].set(0.0)[..., None]
+    if floor is not None:
+        rate, y = rate + floor, y + floor
     nll = (rate - y * jnp.log(rate + eps)) * m
     if weights is not None:
         nll = nll * weights
@@ -105,7 +109,8 @@ class Trainer:
     step and prediction functions. Built by :func:`train`; usable on its own in tests."""
 
     def __init__(self, cfg: TrainConfig, model, rids: list[str], freeze: tuple[str, ...] = (),
-                 devices=None, weights: dict[str, np.ndarray] | None = None):
+                 devices=None, weights: dict[str, np.ndarray] | None = None,
+                 floors: dict[str, np.ndarray] | None = None):
         import jax
         import optax
         from flax import nnx
@@ -114,6 +119,8 @@ class Trainer:
         self.cfg, self.rids, self.freeze = cfg, list(rids), tuple(freeze)
         # per-neuron loss weights per scan (train.neuron_weighting), None = plain mean
         self.weights = None if weights is None else {r: jax.numpy.asarray(w) for r, w in weights.items()}
+        # per-neuron quasi-Poisson variance floors per scan (train.variance_floor), None = Poisson
+        self.floors = None if floors is None else {r: jax.numpy.asarray(q) for r, q in floors.items()}
         self.graphdef, params, self.consts = nnx.split(model, nnx.Param, ...)
         self.params = nnx.to_pure_dict(params)
         self._state_def = jax.tree_util.tree_structure(params)
@@ -165,7 +172,8 @@ class Trainer:
             rate = model.readout(feats[start:start + n], r, beh, jax.random.fold_in(key, i))
             start += n
             parts[r] = _poisson(rate, b["response"], b["mask"], o.poisson_eps, o.burn_in,
-                                None if self.weights is None else self.weights[r])
+                                None if self.weights is None else self.weights[r],
+                                None if self.floors is None else self.floors[r])
             total = total + parts[r]
         mc = self.cfg.model
         reg = model.regulariser(mc.readout.feature_l1, 0.0 if "core" in self.freeze else mc.core.laplace_weight,
@@ -274,6 +282,9 @@ def train(config: TrainConfig | str | os.PathLike, out_dir: str | os.PathLike, *
         raise InputError(config_path, f"model.core.{problem[0]}", problem[1], repr(problem[2]))
     if (problem := config.refit.problem()) is not None:
         raise InputError(config_path, f"refit.{problem[0]}", problem[1], repr(problem[2]))
+    if not config.train.variance_floor >= 0:
+        raise InputError(config_path, "train.variance_floor", ">= 0 (0 = the Poisson loss)",
+                         repr(config.train.variance_floor))
     bad = [f for f in freeze if f not in FREEZABLE]
     if bad:
         raise InputError(None, "--freeze", f"one of {list(FREEZABLE)}", bad[0])
@@ -409,7 +420,11 @@ def _train_one(cfg: TrainConfig, out_dir: Path, from_run, freeze, force, progres
     weights = None
     if cfg.train.neuron_weighting == "mean_rate":   # scan_spec holds each unit's mean training response
         weights = {s.recording_id: neuron_weights(np.asarray(s.mean_response)) for s in specs}
-    trainer = Trainer(replace(cfg, model=model_cfg), model, rids, freeze, weights=weights)
+    floors = None
+    if cfg.train.variance_floor > 0:   # quasi-Poisson: each unit's floor scales with its mean training response
+        floors = {s.recording_id: (cfg.train.variance_floor * np.asarray(s.mean_response)).astype(np.float32)
+                  for s in specs}
+    trainer = Trainer(replace(cfg, model=model_cfg), model, rids, freeze, weights=weights, floors=floors)
     # loop state; restored from the last checkpoint when resuming
     state = {"step": 0, "best_score": -np.inf, "best_step": 0, "bad": 0, "plateau_bad": 0,
              "lr_scale": 1.0, "stopped": 0}
