@@ -182,8 +182,8 @@ def _glm_functions():
         """Per neuron and fit, the mean Poisson loss over the frames where m = 1, + lam/2 |w|^2;
         with a variance floor q (N,) > 0 the quasi-Poisson loss (rate + q) - (y + q) log(rate + q)."""
         rate = (jax.nn.elu(z) + 1.0) * g[..., None]
-        qq = q[:, None, None]
-        nll = jnp.sum(m * ((rate + qq) - (y[..., None] + qq) * jnp.log(rate + qq + eps)), 1) / jnp.maximum(jnp.sum(m, 0), 1.0)
+        shifted, target = rate + q[:, None, None], y[..., None] + q[:, None, None]
+        nll = jnp.sum(m * (shifted - target * jnp.log(shifted + eps)), 1) / jnp.maximum(jnp.sum(m, 0), 1.0)
         return nll + 0.5 * lam * jnp.sum(th[..., :-1] ** 2, -1)
 
     def objective(x, y, g, q, m, th, lam):
@@ -193,10 +193,10 @@ def _glm_functions():
     def _weights(z, y, g, q, m):
         slope = jnp.where(z > 0, 1.0, jnp.exp(jnp.minimum(z, 0.0)))   # d ELU / dz
         gg = g[..., None]
-        rate = (jax.nn.elu(z) + 1.0) * gg + q[:, None, None]
+        shifted = (jax.nn.elu(z) + 1.0) * gg + q[:, None, None]       # rate + variance floor
         nf = jnp.maximum(jnp.sum(m, 0), 1.0)                           # (K,)
-        dz = m * gg * slope * (1.0 - (y[..., None] + q[:, None, None]) / (rate + eps)) / nf  # d loss / dz
-        w = m * (gg * slope) ** 2 / (rate + eps) / nf                  # Fisher weight
+        dz = m * gg * slope * (1.0 - (y[..., None] + q[:, None, None]) / (shifted + eps)) / nf  # d loss / dz
+        w = m * (gg * slope) ** 2 / (shifted + eps) / nf               # Fisher weight
         return dz, w
 
     def _fisher(x, w):
