@@ -71,7 +71,9 @@ noisiest neurons: on the natural-movie battery the first principal component of 
 errors (z-scored twin minus truth) holds 15% of their variance and follows the truth's population
 mean (r 0.88); with the g-prior the twin's first PC share fell to 0.13 (truth 0.18, ridge 0.26).
 So the ridge's lean on the shared response is what makes the noisy neurons predictable, and what
-inflates the twin's pairwise signal correlations (mean 0.23, truth 0.14).
+inflates the twin's pairwise signal correlations (mean 0.23, truth 0.14). Nor did the g-prior
+widen the twin's too narrow spatial-frequency tuning (the evoked response at 0.08 cpd exp(-1.08)
+of that at 0.04, exp(-0.83) with the ridge, planted exp(-0.10)) or help gOSI (Spearman 0.36).
 
 ``relax_in_cv`` (with ``relax_scale``; off by default) scores each penalty in the
 cross-validation by its relaxed fit's held-out loss, as the relaxed lasso chooses its penalty.
