@@ -233,52 +233,35 @@ def test_variance_floor_gives_the_quasi_poisson_loss_and_its_score():
                                float(_poisson(rate, y, mask, 0.0, 2)), rtol=1e-6)
 
 
-def test_variance_floor_gives_the_trainer_each_scans_floors(rec_dir, tmp_path, monkeypatch):
+def test_rate_weights_and_variance_floors_reach_the_trainer_per_scan(rec_dir, tmp_path, monkeypatch):
+    """train.neuron_weighting = "mean_rate" and train.variance_floor, together in one run: the
+    trainer gets each scan's 1 / mean-rate weights and its floors (the factor x each unit's mean
+    training response); a negative floor is a named error."""
     import twin.train.loop as loop
     from twin.train.data import load_scan
 
-    seen = {}
+    seen = {"weights": {}, "floors": {}}
     real_init = loop.Trainer.__init__
 
-    def spy(self, *args, floors=None, **kw):
-        seen.update(floors or {})
-        real_init(self, *args, floors=floors, **kw)
+    def spy(self, *args, weights=None, floors=None, **kw):
+        seen["weights"].update(weights or {})
+        seen["floors"].update(floors or {})
+        real_init(self, *args, weights=weights, floors=floors, **kw)
 
     monkeypatch.setattr(loop.Trainer, "__init__", spy)
     cfg = tiny_config(rec_dir, steps=4)
-    cfg = replace(cfg, train=replace(cfg.train, variance_floor=1.5))
+    cfg = replace(cfg, train=replace(cfg.train, neuron_weighting="mean_rate", variance_floor=1.5))
     run = train(cfg, tmp_path / "run", progress=False)
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert all(np.isfinite(x["loss"]) for x in lines if "loss" in x)
-    assert seen and set(seen) == set(load_model(run).recording_ids())
-    for rid, q in seen.items():
+    for got in seen.values():
+        assert got and set(got) == set(load_model(run).recording_ids())
+    for rid in seen["weights"]:
         d = load_scan(rec_dir / f"{rid}.h5")[1]["train"]
         valid = np.arange(d.response.shape[1])[None, :] < d.n_frames[:, None]
-        np.testing.assert_allclose(q, 1.5 * d.response[valid].mean(0), rtol=1e-5)
+        mean = d.response[valid].mean(0)
+        np.testing.assert_allclose(seen["weights"][rid], loop.neuron_weights(mean), rtol=1e-5)
+        np.testing.assert_allclose(seen["floors"][rid], 1.5 * mean, rtol=1e-5)
     bad = replace(cfg, train=replace(cfg.train, variance_floor=-1.0))
     with pytest.raises(InputError, match="train.variance_floor"):
         train(bad, tmp_path / "bad", progress=False)
-
-
-def test_mean_rate_weighting_gives_the_trainer_each_scans_rate_weights(rec_dir, tmp_path, monkeypatch):
-    import twin.train.loop as loop
-    from twin.train.data import load_scan
-
-    seen = {}
-    real_init = loop.Trainer.__init__
-
-    def spy(self, *args, weights=None, **kw):
-        seen.update(weights or {})
-        real_init(self, *args, weights=weights, **kw)
-
-    monkeypatch.setattr(loop.Trainer, "__init__", spy)
-    cfg = tiny_config(rec_dir, steps=4)
-    cfg = replace(cfg, train=replace(cfg.train, neuron_weighting="mean_rate"))
-    run = train(cfg, tmp_path / "run", progress=False)
-    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert all(np.isfinite(x["loss"]) for x in lines if "loss" in x)
-    assert seen and set(seen) == set(load_model(run).recording_ids())
-    for rid, w in seen.items():
-        d = load_scan(rec_dir / f"{rid}.h5")[1]["train"]
-        valid = np.arange(d.response.shape[1])[None, :] < d.n_frames[:, None]
-        np.testing.assert_allclose(w, loop.neuron_weights(d.response[valid].mean(0)), rtol=1e-5)
