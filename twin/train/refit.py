@@ -45,8 +45,8 @@ than near zero; filter neurons by their prediction accuracy (CC_abs, CC_max) fir
 per readout component instead of one per neuron (3 parameters) was no better: natural 0.707,
 gOSI Spearman 0.42, signal-correlation r 0.64.
 
-``variance_floor`` (off by default; also ``train.variance_floor`` for training) replaces the
-Poisson loss by the quasi-Poisson loss ``(rate + q) - (y + q) log(rate + q)``, whose score
+``variance_floor`` (off by default, 2 in ``experiments/train/demo.toml``; also
+``train.variance_floor`` for training) replaces the Poisson loss by the quasi-Poisson loss ``(rate + q) - (y + q) log(rate + q)``, whose score
 ``(y - rate) / (rate + q)`` is the efficient one when ``Var(y) ~ rate + q``, with ``q`` this
 factor times each neuron's mean training response (0 = Poisson, the same numbers as before). Why:
 thresholded deconvolved events keep noise events where the rate is near zero, so their variance
@@ -65,8 +65,8 @@ signal-correlation r 0.656. Seed 1, trained and refitted with floor 2 against th
 Poisson: natural 0.732 vs 0.695, out of domain 0.56-0.81 vs 0.54-0.78 (every type higher; RDK
 0.562 vs 0.541), validation 0.1688 vs 0.1675, gOSI Spearman 0.46 vs 0.30, signal-correlation r
 0.646 vs 0.620. Over the two seeds natural +0.009 and +0.037 and signal-correlation r +0.02 and
-+0.03: a consistent gain, not yet the demo's default (its published numbers come from make demo
-with the Poisson loss).
++0.03: a consistent gain. Seed 2: natural 0.726 vs 0.696, gOSI Spearman 0.42, signal-correlation
+r 0.650. The demo's default since 2026-12-06 (floor 2 in [train] and [refit] of demo.toml).
 
 Also tried on that twin (2026-12-06) and not kept: a penalty ``w' S w`` (``S`` the neuron's design
 correlation; a g-prior, which shrinks every direction of the design alike instead of keeping its
