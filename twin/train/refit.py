@@ -46,10 +46,11 @@ per readout component instead of one per neuron (3 parameters) was no better: na
 gOSI Spearman 0.42, signal-correlation r 0.64.
 
 ``variance_floor`` (off by default, 2 in ``experiments/train/demo.toml``; also
-``train.variance_floor`` for training) replaces the Poisson loss by the quasi-Poisson loss ``(rate + q) - (y + q) log(rate + q)``, whose score
-``(y - rate) / (rate + q)`` is the efficient one when ``Var(y) ~ rate + q``, with ``q`` this
-factor times each neuron's mean training response (0 = Poisson, the same numbers as before). Why:
-thresholded deconvolved events keep noise events where the rate is near zero, so their variance
+``train.variance_floor`` for training) replaces the Poisson loss by the quasi-Poisson loss
+``(rate + q) - (y + q) log(rate + q)``, whose score ``(y - rate) / (rate + q)`` is the efficient
+one when ``Var(y) ~ rate + q``, with ``q`` this factor times each neuron's mean training response
+(0 = Poisson, the same numbers as before). Why: thresholded deconvolved events keep noise events
+where the rate is near zero, so their variance
 does not fall with the rate, and the Poisson loss's weights ``1 / rate`` over-weight the frames
 where a neuron is silent. On the default mouse's repeated natural test clips (scan 1, the
 planted neurons' expected observation as the rate), the variance per neuron over frame quintiles
