@@ -233,6 +233,38 @@ def test_variance_floor_gives_the_quasi_poisson_loss_and_its_score():
                                float(_poisson(rate, y, mask, 0.0, 2)), rtol=1e-6)
 
 
+def test_the_trainers_loss_uses_each_scans_variance_floors():
+    """Floors handed to Trainer reach its loss: all-zero floors give the Poisson loss, and a floor
+    on one scan changes the loss."""
+    from twin.model.config import CoreConfig, ModelConfig
+    from twin.model.twin_model import ScanSpec, TwinModel
+    from twin.train.config import OptimConfig, TrainConfig
+    from twin.train.loop import Trainer
+
+    cfg = TrainConfig(model=ModelConfig(core=CoreConfig(channels=3, layers=1, kernel=(3,), temporal_kernel=2,
+                                                        gru_channels=3)),
+                      train=OptimConfig(batch_size=2, burn_in=1))
+    rng = np.random.default_rng(0)
+
+    def batch(n):
+        return {"stimulus": rng.uniform(0, 255, (2, 4, 6, 7)).astype(np.float32),
+                "response": rng.poisson(1.0, (2, 4, n)).astype(np.float32),
+                "mask": np.ones((2, 4), np.float32), "running": rng.random((2, 4)).astype(np.float32),
+                "pupil": rng.random((2, 4)).astype(np.float32),
+                "eye_position": rng.normal(size=(2, 4, 2)).astype(np.float32)}
+
+    batches, rids = {"a-1-1": batch(3), "a-1-2": batch(2)}, ["a-1-1", "a-1-2"]
+
+    def loss(floors):
+        model = TwinModel(cfg.model, [ScanSpec("a-1-1", 3), ScanSpec("a-1-2", 2)], seed=0)
+        return float(Trainer(cfg, model, rids, floors=floors).loss_and_grads(batches, step=1)[0])
+
+    zero = {"a-1-1": np.zeros(3, np.float32), "a-1-2": np.zeros(2, np.float32)}
+    one = dict(zero, **{"a-1-2": np.full(2, 2.0, np.float32)})
+    assert loss(zero) == pytest.approx(loss(None), rel=1e-6)
+    assert abs(loss(one) - loss(None)) > 1e-3
+
+
 def test_rate_weights_and_variance_floors_reach_the_trainer_per_scan(rec_dir, tmp_path, monkeypatch):
     """train.neuron_weighting = "mean_rate" and train.variance_floor, together in one run: the
     trainer gets each scan's 1 / mean-rate weights and its floors (the factor x each unit's mean

@@ -43,9 +43,14 @@ class OptimConfig:
     neuron_weighting: Literal["none", "mean_rate"] = "none"
     # > 0: quasi-Poisson loss (rate + q) - (y + q) log(rate + q), q = this x each neuron's mean
     # training response: for responses whose variance does not fall to zero with the rate
-    # (thresholded deconvolved events keep noise events); 0 = the Poisson loss
+    # (thresholded deconvolved events keep noise events); 0 = the Poisson loss. The "poisson" column
+    # of metrics.jsonl is then this loss.
     variance_floor: float = 0.0
     distributed: bool = False         # call jax.distributed.initialize() (multi-host)
+
+    def variance_floor_problem(self) -> str | None:
+        """What ``variance_floor`` should be when it is invalid (negative or NaN), else None."""
+        return None if self.variance_floor >= 0 else ">= 0 (0 = the Poisson loss)"
 
 
 @dataclass(frozen=True)

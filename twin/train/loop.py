@@ -282,9 +282,8 @@ def train(config: TrainConfig | str | os.PathLike, out_dir: str | os.PathLike, *
         raise InputError(config_path, f"model.core.{problem[0]}", problem[1], repr(problem[2]))
     if (problem := config.refit.problem()) is not None:
         raise InputError(config_path, f"refit.{problem[0]}", problem[1], repr(problem[2]))
-    if not config.train.variance_floor >= 0:
-        raise InputError(config_path, "train.variance_floor", ">= 0 (0 = the Poisson loss)",
-                         repr(config.train.variance_floor))
+    if (expected := config.train.variance_floor_problem()) is not None:
+        raise InputError(config_path, "train.variance_floor", expected, repr(config.train.variance_floor))
     bad = [f for f in freeze if f not in FREEZABLE]
     if bad:
         raise InputError(None, "--freeze", f"one of {list(FREEZABLE)}", bad[0])
