@@ -47,3 +47,13 @@ def tiny_config(rec_dir, include=("7-1-1", "7-1-2"), **train_kw) -> TrainConfig:
                         readout=ReadoutConfig(), shifter=ShifterConfig(), modulator=ModulatorConfig(hidden=3))
     return TrainConfig(seed=0, data=DataConfig(recordings=[str(rec_dir)], include=list(include)), model=model,
                        train=OptimConfig(**kw))
+
+
+def random_batch(rng: np.random.Generator, clips: int, frames: int, n_units: int, hw=(6, 7)) -> dict:
+    """One scan's training batch of random stimuli, Poisson responses and behaviour, as
+    ``Trainer.loss_and_grads`` takes it (all frames valid)."""
+    return {"stimulus": rng.uniform(0, 255, (clips, frames, *hw)).astype(np.float32),
+            "response": rng.poisson(1.0, (clips, frames, n_units)).astype(np.float32),
+            "mask": np.ones((clips, frames), np.float32), "running": rng.random((clips, frames)).astype(np.float32),
+            "pupil": rng.random((clips, frames)).astype(np.float32),
+            "eye_position": rng.normal(size=(clips, frames, 2)).astype(np.float32)}

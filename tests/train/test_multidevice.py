@@ -15,17 +15,12 @@ SCRIPT = textwrap.dedent("""
     from twin.model.twin_model import ScanSpec, TwinModel
     from twin.train.config import OptimConfig, TrainConfig
     from twin.train.loop import Trainer
+    from tests.train.conftest import random_batch
     cfg = TrainConfig(model=ModelConfig(core=CoreConfig(channels=3, layers=2, kernel=(3,), temporal_kernel=2,
                                                         gru_channels=3)),
                       train=OptimConfig(batch_size=4, burn_in=1))
     rng = np.random.default_rng(0)
-    def batch(n):
-        return {"stimulus": rng.uniform(0, 255, (4, 5, 6, 7)).astype(np.float32),
-                "response": rng.poisson(1.0, (4, 5, n)).astype(np.float32),
-                "mask": np.ones((4, 5), np.float32), "running": rng.random((4, 5)).astype(np.float32),
-                "pupil": rng.random((4, 5)).astype(np.float32),
-                "eye_position": rng.normal(size=(4, 5, 2)).astype(np.float32)}
-    batches = {"a-1-1": batch(3), "a-1-2": batch(4)}
+    batches = {"a-1-1": random_batch(rng, 4, 5, 3), "a-1-2": random_batch(rng, 4, 5, 4)}
     out = {}
     for nd in (1, 2):
         model = TwinModel(cfg.model, [ScanSpec("a-1-1", 3), ScanSpec("a-1-2", 4)], seed=0)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tests.train.conftest import tiny_config
+from tests.train.conftest import random_batch, tiny_config
 from twin.errors import InputError
 from twin.model import load_model
 from twin.model.load import load_twin_module
@@ -245,15 +245,8 @@ def test_the_trainers_loss_uses_each_scans_variance_floors():
                                                         gru_channels=3)),
                       train=OptimConfig(batch_size=2, burn_in=1))
     rng = np.random.default_rng(0)
-
-    def batch(n):
-        return {"stimulus": rng.uniform(0, 255, (2, 4, 6, 7)).astype(np.float32),
-                "response": rng.poisson(1.0, (2, 4, n)).astype(np.float32),
-                "mask": np.ones((2, 4), np.float32), "running": rng.random((2, 4)).astype(np.float32),
-                "pupil": rng.random((2, 4)).astype(np.float32),
-                "eye_position": rng.normal(size=(2, 4, 2)).astype(np.float32)}
-
-    batches, rids = {"a-1-1": batch(3), "a-1-2": batch(2)}, ["a-1-1", "a-1-2"]
+    batches = {"a-1-1": random_batch(rng, 2, 4, 3), "a-1-2": random_batch(rng, 2, 4, 2)}
+    rids = ["a-1-1", "a-1-2"]
 
     def loss(floors):
         model = TwinModel(cfg.model, [ScanSpec("a-1-1", 3), ScanSpec("a-1-2", 2)], seed=0)

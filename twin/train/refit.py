@@ -50,9 +50,8 @@ gOSI Spearman 0.42, signal-correlation r 0.64.
 ``(rate + q) - (y + q) log(rate + q)``, whose score ``(y - rate) / (rate + q)`` is the efficient
 one when ``Var(y) ~ rate + q``, with ``q`` this factor times each neuron's mean training response
 (0 = Poisson, the same numbers as before). Why: thresholded deconvolved events keep noise events
-where the rate is near zero, so their variance
-does not fall with the rate, and the Poisson loss's weights ``1 / rate`` over-weight the frames
-where a neuron is silent. On the default mouse's repeated natural test clips (scan 1, the
+where the rate is near zero, so their variance does not fall with the rate, and the Poisson loss's
+weights ``1 / rate`` over-weight the frames where a neuron is silent. On the default mouse's repeated natural test clips (scan 1, the
 planted neurons' expected observation as the rate), the variance per neuron over frame quintiles
 of the rate (0.68-1.92 times the neuron's mean) stays 1.1-1.2 times the mean and then rises to
 1.75: a floor about twice the mean. On the demo twin (seed 0, 2026-12-06, refit alone, from its
