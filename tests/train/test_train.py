@@ -290,3 +290,19 @@ def test_rate_weights_and_variance_floors_reach_the_trainer_per_scan(rec_dir, tm
     bad = replace(cfg, train=replace(cfg.train, variance_floor=-1.0))
     with pytest.raises(InputError, match="train.variance_floor"):
         train(bad, tmp_path / "bad", progress=False)
+
+
+def test_transfer_from_an_ensemble_gives_one_member_per_source_core(rec_dir, tmp_path):
+    src = train(replace(tiny_config(rec_dir, steps=2, eval_every=2), seeds=[0, 1]), tmp_path / "ens",
+                progress=False)
+    out = train(tiny_config(rec_dir, include=("7-1-3",), steps=2, eval_every=2), tmp_path / "tr",
+                from_run=src, freeze=("core",), progress=False)
+    assert json.loads((out / "model.json").read_text())["members"] == ["seed_0", "seed_1"]
+    for s in (0, 1):
+        assert json.loads((out / f"seed_{s}" / "run.json").read_text())["seed"] == s
+        for a, b in zip(_leaves(src / f"seed_{s}", "core"), _leaves(out / f"seed_{s}", "core")):
+            np.testing.assert_array_equal(a, b)
+    assert load_model(out).recording_ids() == ["7-1-3"]
+    with pytest.raises(InputError, match="seeds"):
+        train(replace(tiny_config(rec_dir, include=("7-1-3",)), seeds=[5]), tmp_path / "bad",
+              from_run=src, freeze=("core",), progress=False)

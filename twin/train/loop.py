@@ -258,7 +258,9 @@ def train(config: TrainConfig | str | os.PathLike, out_dir: str | os.PathLike, *
 
     ``config`` is a TrainConfig or a TOML path (``overrides`` are dotted ``key=value``).
     ``from_run`` + ``freeze=("core",)``: transfer from a trained run (its core and input
-    statistics; fresh readouts for this config's scans). An unfinished ``out_dir`` is resumed;
+    statistics; fresh readouts for this config's scans). From an ensemble run, the result is an
+    ensemble with one member per source member, each on that member's core and with its seed
+    (``config.seeds`` must then be empty or those seeds). An unfinished ``out_dir`` is resumed;
     a finished one is refused unless ``force``. ``stop_after`` stops after that many steps of
     this call, leaving the run unfinished and resumable (tests; like a kill after a checkpoint).
     """
@@ -290,9 +292,34 @@ def train(config: TrainConfig | str | os.PathLike, out_dir: str | os.PathLike, *
     if freeze and from_run is None:
         raise InputError(None, "--freeze", "used together with --from RUN_DIR", "no --from")
     out_dir = Path(out_dir)
+    if from_run is not None and (sources := _ensemble_members(from_run)) is not None:
+        # transfer from an ensemble: one member per source member, each on its source's core
+        seeds = [int(s) for s, _ in sources]
+        if config.seeds and list(config.seeds) != seeds:
+            raise InputError(config_path, "seeds", f"empty or the seeds of --from's members {seeds}",
+                             repr(list(config.seeds)))
+        config = replace(config, seeds=seeds)
+        from_run = [m for _, m in sources]
     if config.seeds:
         return _train_ensemble(config, out_dir, from_run, tuple(freeze), force, progress, stop_after)
     return _train_one(config, out_dir, from_run, tuple(freeze), force, progress, stop_after)
+
+
+def _ensemble_members(run_dir) -> list[tuple[int, Path]] | None:
+    """(seed, member directory) of a finished ensemble run, or None for a single run."""
+    p = Path(run_dir) / "model.json"
+    if not p.is_file():
+        raise InputError(run_dir, "model.json", "a finished `twin train` run directory (--from)", "no model.json")
+    info = rd.read_json(p)
+    if info.get("kind") != "ensemble":
+        return None
+    out = []
+    for name in info.get("members", []):
+        member = Path(run_dir) / name
+        if not (member / "run.json").is_file():
+            raise InputError(member, "run.json", "an ensemble member's run directory", "missing")
+        out.append((int(rd.read_json(member / "run.json")["seed"]), member))
+    return out
 
 
 def _prepare_dir(cfg: TrainConfig, out_dir: Path, force: bool, extra: dict) -> None:
@@ -337,11 +364,12 @@ def _train_ensemble(cfg, out_dir, from_run, freeze, force, progress, stop_after)
                          "a finished ensemble")
     out_dir.mkdir(parents=True, exist_ok=True)
     members = []
-    for s in cfg.seeds:
+    for i, s in enumerate(cfg.seeds):
         member = out_dir / f"seed_{s}"
         one = replace(cfg, seed=int(s), seeds=[])
+        src = from_run[i] if isinstance(from_run, list) else from_run   # a list: one source per member
         if not (rd.is_finished(member) and not force):
-            _train_one(one, member, from_run, freeze, force, progress, stop_after)
+            _train_one(one, member, src, freeze, force, progress, stop_after)
             if not rd.is_finished(member):
                 return out_dir  # stopped early (stop_after): resumable
         members.append(member.name)
