@@ -14,7 +14,8 @@ def register(subparsers) -> None:
                     "checkpoint; a finished one is refused unless --force.")
     p.add_argument("config", help="training config (TOML), e.g. experiments/train/demo.toml")
     p.add_argument("--out", required=True, help="run directory to write (or resume)")
-    p.add_argument("--from", dest="from_run", default=None, help="trained run directory to transfer from (an ensemble gives an ensemble: one member per member)")
+    p.add_argument("--from", dest="from_run", default=None,
+                   help="trained run directory to transfer from (from an ensemble: one member per member)")
     p.add_argument("--freeze", default="", help="comma-separated parts to freeze with --from (core)")
     p.add_argument("--seeds", default=None, help="comma-separated seeds: train an ensemble, one member each")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
