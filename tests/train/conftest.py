@@ -54,6 +54,7 @@ def random_batch(rng: np.random.Generator, clips: int, frames: int, n_units: int
     ``Trainer.loss_and_grads`` takes it (all frames valid)."""
     return {"stimulus": rng.uniform(0, 255, (clips, frames, *hw)).astype(np.float32),
             "response": rng.poisson(1.0, (clips, frames, n_units)).astype(np.float32),
-            "mask": np.ones((clips, frames), np.float32), "running": rng.random((clips, frames)).astype(np.float32),
+            "mask": np.ones((clips, frames), np.float32),
+            "running": rng.random((clips, frames)).astype(np.float32),
             "pupil": rng.random((clips, frames)).astype(np.float32),
             "eye_position": rng.normal(size=(clips, frames, 2)).astype(np.float32)}

@@ -298,6 +298,9 @@ def test_transfer_from_an_ensemble_gives_one_member_per_source_core(rec_dir, tmp
     out = train(tiny_config(rec_dir, include=("7-1-3",), steps=2, eval_every=2), tmp_path / "tr",
                 from_run=src, freeze=("core",), progress=False)
     assert json.loads((out / "model.json").read_text())["members"] == ["seed_0", "seed_1"]
+    # the two source cores differ, so each member must have been built on its own source's core
+    cores = [_leaves(src / f"seed_{s}", "core") for s in (0, 1)]
+    assert any((a != b).any() for a, b in zip(*cores))
     for s in (0, 1):
         assert json.loads((out / f"seed_{s}" / "run.json").read_text())["seed"] == s
         for a, b in zip(_leaves(src / f"seed_{s}", "core"), _leaves(out / f"seed_{s}", "core")):

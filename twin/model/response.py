@@ -23,7 +23,8 @@ from twin.errors import InputError
 UNIT_COLUMNS = ["recording_id", "animal_id", "session", "scan_idx", "unit_id", "area", "layer", "pt_root_id"]
 
 
-def _info(run_dir: Path) -> dict[str, Any]:
+def run_info(run_dir: str | Path) -> dict[str, Any]:
+    """A finished run's model.json (single or ensemble); an InputError otherwise."""
     p = Path(run_dir) / "model.json"
     if not p.is_file():
         raise InputError(run_dir, "model.json", "a finished `twin train` run directory", "no model.json")
@@ -41,7 +42,7 @@ def load_twin_module(run_dir: str | Path):
     from twin.train.run_dir import restore_state
 
     run_dir = Path(run_dir)
-    info = _info(run_dir)
+    info = run_info(run_dir)
     if info.get("kind") != "single":
         raise InputError(run_dir, "model.json", "a single (non-ensemble) run", info.get("kind"))
     cfg = from_dict(ModelConfig, info["model_config"], run_dir / "model.json", "model_config")
@@ -179,7 +180,7 @@ class EnsembleResponseModel:
 def load_model(run_dir: str | Path) -> TwinResponseModel | EnsembleResponseModel:
     """A finished run (single or ensemble) as a ResponseModel."""
     run_dir = Path(run_dir)
-    info = _info(run_dir)
+    info = run_info(run_dir)
     if info.get("kind") == "ensemble":
         return EnsembleResponseModel([load_model(run_dir / m) for m in info["members"]])
     model, info = load_twin_module(run_dir)

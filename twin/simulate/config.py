@@ -133,8 +133,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # connected pair (published ~34), ~1.27 synapses per connection. `large` keeps the realistic
     # ConnectomeConfig defaults.
     # 960 training trials (80 min of natural movie per scan; 20 min until 2026-12-06): with 240 the
-    # demo twin stopped at 0.72 of the truth on held-out natural movies, with 960 it reaches 0.79
-    # and every out-of-domain type passes 0.6 (experiments/train/demo.toml, 4x the steps)
+    # demo twin stopped at 0.72 of the truth on held-out natural movies; with 960 one twin reaches
+    # 0.78-0.80 and the demo's two-seed ensemble 0.801, every out-of-domain type above 0.6
+    # (experiments/train/demo.toml)
     "default": {"trials": {"n_train": 960}, "connectome": dict(_DENSE_CONNECTOME)},
     "large": {
         "stimulus": {"image_shape": [36, 64], "pixel_size_deg": 2.0, "frame_rate": 10.0, "clip_s": 10.0},

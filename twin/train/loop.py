@@ -292,34 +292,23 @@ def train(config: TrainConfig | str | os.PathLike, out_dir: str | os.PathLike, *
     if freeze and from_run is None:
         raise InputError(None, "--freeze", "used together with --from RUN_DIR", "no --from")
     out_dir = Path(out_dir)
-    if from_run is not None and (sources := _ensemble_members(from_run)) is not None:
-        # transfer from an ensemble: one member per source member, each on its source's core
-        seeds = [int(s) for s, _ in sources]
-        if config.seeds and list(config.seeds) != seeds:
-            raise InputError(config_path, "seeds", f"empty or the seeds of --from's members {seeds}",
-                             repr(list(config.seeds)))
-        config = replace(config, seeds=seeds)
-        from_run = [m for _, m in sources]
+    sources = None                # with --from: the source run of each ensemble member
+    if from_run is not None:
+        from twin.model.load import run_info
+
+        info = run_info(from_run)
+        if info.get("kind") == "ensemble":   # one member per source member, each on its own core
+            members = [Path(from_run) / name for name in info["members"]]
+            seeds = [int(run_info(m)["seed"]) for m in members]
+            if config.seeds and list(config.seeds) != seeds:
+                raise InputError(config_path, "seeds", f"empty or the seeds of --from's members {seeds}",
+                                 repr(list(config.seeds)))
+            config, sources = replace(config, seeds=seeds), members
+        elif config.seeds:
+            sources = [from_run] * len(config.seeds)
     if config.seeds:
-        return _train_ensemble(config, out_dir, from_run, tuple(freeze), force, progress, stop_after)
+        return _train_ensemble(config, out_dir, sources, tuple(freeze), force, progress, stop_after)
     return _train_one(config, out_dir, from_run, tuple(freeze), force, progress, stop_after)
-
-
-def _ensemble_members(run_dir) -> list[tuple[int, Path]] | None:
-    """(seed, member directory) of a finished ensemble run, or None for a single run."""
-    p = Path(run_dir) / "model.json"
-    if not p.is_file():
-        raise InputError(run_dir, "model.json", "a finished `twin train` run directory (--from)", "no model.json")
-    info = rd.read_json(p)
-    if info.get("kind") != "ensemble":
-        return None
-    out = []
-    for name in info.get("members", []):
-        member = Path(run_dir) / name
-        if not (member / "run.json").is_file():
-            raise InputError(member, "run.json", "an ensemble member's run directory", "missing")
-        out.append((int(rd.read_json(member / "run.json")["seed"]), member))
-    return out
 
 
 def _prepare_dir(cfg: TrainConfig, out_dir: Path, force: bool, extra: dict) -> None:
@@ -358,7 +347,8 @@ def _with_defaults(stored: dict, extra: dict) -> dict | None:
     return json.loads(json.dumps({**to_dict(cfg), **rest}, default=str))
 
 
-def _train_ensemble(cfg, out_dir, from_run, freeze, force, progress, stop_after) -> Path:
+def _train_ensemble(cfg, out_dir, sources, freeze, force, progress, stop_after) -> Path:
+    """``sources``: None, or the run each member transfers from (one per seed)."""
     if out_dir.exists() and rd.is_finished(out_dir) and not force:
         raise InputError(out_dir, "run directory", "a new or unfinished run (use --force to retrain)",
                          "a finished ensemble")
@@ -367,9 +357,8 @@ def _train_ensemble(cfg, out_dir, from_run, freeze, force, progress, stop_after)
     for i, s in enumerate(cfg.seeds):
         member = out_dir / f"seed_{s}"
         one = replace(cfg, seed=int(s), seeds=[])
-        src = from_run[i] if isinstance(from_run, list) else from_run   # a list: one source per member
         if not (rd.is_finished(member) and not force):
-            _train_one(one, member, src, freeze, force, progress, stop_after)
+            _train_one(one, member, None if sources is None else sources[i], freeze, force, progress, stop_after)
             if not rd.is_finished(member):
                 return out_dir  # stopped early (stop_after): resumable
         members.append(member.name)

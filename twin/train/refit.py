@@ -51,22 +51,23 @@ gOSI Spearman 0.42, signal-correlation r 0.64.
 one when ``Var(y) ~ rate + q``, with ``q`` this factor times each neuron's mean training response
 (0 = Poisson, the same numbers as before). Why: thresholded deconvolved events keep noise events
 where the rate is near zero, so their variance does not fall with the rate, and the Poisson loss's
-weights ``1 / rate`` over-weight the frames where a neuron is silent. On the default mouse's repeated natural test clips (scan 1, the
-planted neurons' expected observation as the rate), the variance per neuron over frame quintiles
-of the rate (0.68-1.92 times the neuron's mean) stays 1.1-1.2 times the mean and then rises to
-1.75: a floor about twice the mean. On the demo twin (seed 0, 2026-12-06, refit alone, from its
-refitted readouts; the same script with the floor at 0 reproduced its numbers exactly): floor 2,
-held-out natural movies 0.717 of the truth vs 0.709, out of domain 0.55-0.77 (flashing dots
-0.665 vs 0.683), in silico gOSI Spearman 0.41 vs 0.40, signal-correlation r 0.644 vs 0.633;
-floor 10: natural 0.717, Gabors 0.737 vs 0.705, flashing dots 0.660. Trained with floor 2 as
-well (``train.variance_floor``): natural 0.718, out of domain 0.58-0.79 (RDK 0.582 vs 0.545,
-Gabors 0.654 vs 0.705), validation 0.1704 vs 0.1692 after the refit, gOSI Spearman 0.40,
-signal-correlation r 0.656. Seed 1, trained and refitted with floor 2 against the same seed with
-Poisson: natural 0.732 vs 0.695, out of domain 0.56-0.81 vs 0.54-0.78 (every type higher; RDK
-0.562 vs 0.541), validation 0.1688 vs 0.1675, gOSI Spearman 0.46 vs 0.30, signal-correlation r
-0.646 vs 0.620. Over the two seeds natural +0.009 and +0.037 and signal-correlation r +0.02 and
-+0.03: a consistent gain. Seed 2: natural 0.726 vs 0.696, gOSI Spearman 0.42, signal-correlation
-r 0.650. The demo's default since 2026-12-06 (floor 2 in [train] and [refit] of demo.toml).
+weights ``1 / rate`` over-weight the frames where a neuron is silent. On the default mouse's
+repeated natural test clips (scan 1, the planted neurons' expected observation as the rate), the
+variance per neuron over frame quintiles of the rate (0.68-1.92 times the neuron's mean) stays
+1.1-1.2 times the mean and then rises to 1.75: a floor about twice the mean. On the demo twin
+(seed 0, 2026-12-06, refit alone, from its refitted readouts; the same script with the floor at 0
+reproduced its numbers exactly): floor 2, held-out natural movies 0.717 of the truth vs 0.709, out
+of domain 0.55-0.77 (flashing dots 0.665 vs 0.683), in silico gOSI Spearman 0.41 vs 0.40,
+signal-correlation r 0.644 vs 0.633; floor 10: natural 0.717, Gabors 0.737 vs 0.705, flashing dots
+0.660. Trained with floor 2 as well (``train.variance_floor``): natural 0.718, out of domain
+0.58-0.79 (RDK 0.582 vs 0.545, Gabors 0.654 vs 0.705), validation 0.1704 vs 0.1692 after the refit,
+gOSI Spearman 0.40, signal-correlation r 0.656. Seed 1, trained and refitted with floor 2 against
+the same seed with Poisson: natural 0.732 vs 0.695, out of domain 0.56-0.81 vs 0.54-0.78 (every type
+higher; RDK 0.562 vs 0.541), validation 0.1688 vs 0.1675, gOSI Spearman 0.46 vs 0.30,
+signal-correlation r 0.646 vs 0.620. Over the two seeds natural +0.009 and +0.037 and
+signal-correlation r +0.02 and +0.03: a consistent gain. Seed 2: natural 0.726 vs 0.696, gOSI
+Spearman 0.42, signal-correlation r 0.650. The demo's default since 2026-12-06 (floor 2 in [train]
+and [refit] of demo.toml).
 
 Also tried on that twin (2026-12-06) and not kept: a penalty ``w' S w`` (``S`` the neuron's design
 correlation; a g-prior, which shrinks every direction of the design alike instead of keeping its
