@@ -72,12 +72,13 @@ def test_battery_on_planted_neurons_recovers_orientation_rf_and_cell_class(sim, 
 
 
 @pytest.mark.slow
-def test_planted_neurons_fast_path_answers_as_the_truth_model(sim):
+@pytest.mark.parametrize("response", ["rate", "observed"])
+def test_planted_neurons_fast_path_answers_as_the_truth_model(sim, response):
     from twin.insilico.common import unit_table
     from twin.insilico.engine import own_responses, plans, predict_all
     from twin.simulate import load_truth_model
 
-    m = load_truth_model(sim)
+    m = load_truth_model(sim, response)
     units = unit_table(m, m.recording_ids())
     h, w = m.image_shape
     rng = np.random.default_rng(0)
@@ -92,3 +93,51 @@ def test_planted_neurons_fast_path_answers_as_the_truth_model(sim):
         clip = np.broadcast_to(imgs[row][:, None], (1, m.burn_in + 2, h, w))
         r = np.asarray(m.predict(clip, units["recording_id"][row]))[0, m.burn_in:, units["index"][row]].mean()
         assert np.isclose(got[row], r, rtol=1e-4, atol=1e-6)
+
+
+def test_observed_truth_is_the_expected_observation_of_the_planted_rate(sim):
+    from twin.errors import InputError
+    from twin.simulate import load_truth_model
+    from twin.simulate.config import ObservationConfig
+    from twin.simulate.observation import expected_observation
+    from twin.simulate.truth import read_params
+
+    rate, obs = load_truth_model(sim), load_truth_model(sim, "observed")
+    rid = rate.recording_ids()[0]
+    h, w = rate.image_shape
+    x = np.random.default_rng(1).uniform(0, 255, (2, 12, h, w)).astype(np.float32)
+    r = np.asarray(rate.predict(x, rid))
+    want = expected_observation(r, rate.units(rid)["noise_sd"].to_numpy(), rate.frame_rate,
+                                ObservationConfig(**read_params(sim)["config"]["observation"]))
+    np.testing.assert_allclose(np.asarray(obs.predict(x, rid)), want, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(want, r, rtol=0.05)
+    with pytest.raises(InputError, match="truth response"):
+        load_truth_model(sim, "spikes")
+
+
+@pytest.mark.slow
+def test_truth_batteries_observed_and_rate_and_refuse_to_mix_models(sim, tmp_path):
+    import json
+
+    from twin.errors import InputError
+    from twin.insilico.battery import run_battery, run_truth_batteries
+    from twin.insilico.common import load_dataset
+    from twin.insilico.config import load_insilico_config
+    from twin.insilico.score import score_battery
+    from twin.simulate import load_truth_model
+
+    cfg = load_insilico_config(TINY, ['experiments=["tuning"]'])
+    truth, rate = run_truth_batteries(cfg, sim, tmp_path, "observed", progress=False)
+    assert (truth, rate) == (tmp_path / "truth", tmp_path / "truth_rate")
+    assert json.loads((truth / "config.json").read_text())["model"] == "planted neurons: observed"
+    assert json.loads((rate / "config.json").read_text())["model"] == "planted neurons: rate"
+    g_obs, g_rate = (load_dataset(d / "tuning.h5")["gosi"].values for d in (truth, rate))
+    # the same neurons, answering through the imaging pipeline's floor: less selective, same ranking mostly
+    assert np.median(g_obs) < np.median(g_rate) and np.corrcoef(g_obs, g_rate)[0, 1] > 0.5
+    s = score_battery(rate, sim, truth, rate_battery_dir=rate)
+    assert s["truth_model"] == "planted neurons: observed" and s["gosi_spearman_rate"] == pytest.approx(1.0)
+    assert s["gosi_spearman"] < 1.0
+    # a folder written for one model is never completed with another's
+    with pytest.raises(InputError, match="planted neurons: observed"):
+        run_battery(cfg, load_truth_model(sim, "rate"), truth, progress=False, model_tag="planted neurons: rate")
+    assert run_truth_batteries(cfg, sim, tmp_path / "r", "rate", progress=False) == (tmp_path / "r" / "truth", None)

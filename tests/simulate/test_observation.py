@@ -59,3 +59,23 @@ def test_expected_observation_matches_the_monte_carlo_mean_of_observations():
     from scipy.stats import spearmanr
 
     assert min(spearmanr(ex[10:, u], lam[0, 10:, u]).statistic for u in range(5)) > 0.95  # monotone in rate
+
+
+def test_expected_observation_in_jax_matches_numpy_and_is_differentiable():
+    import jax
+    import jax.numpy as jnp
+
+    from twin.simulate.observation import expected_observation, expected_observation_jax
+
+    cfg = ObservationConfig()
+    lam = _rate(n_trials=2, n_t=37) * np.array([0.2, 1.0, 3.0, 0.5, 1.5])    # rates from 0 to ~2 events/frame
+    noise = np.array([0.3, 0.6, 1.0, 1.5, 2.0])
+    ref = expected_observation(lam, noise, 10.0, cfg)
+    f = jax.jit(lambda x, sd: expected_observation_jax(x, sd, 10.0, cfg))
+    got = np.asarray(f(jnp.asarray(lam, jnp.float32), jnp.asarray(noise, jnp.float32)))
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-6)
+    # the thresholded mean rises with the rate and sits above zero where the rate is zero (noise events)
+    grad = np.asarray(jax.grad(lambda x: expected_observation_jax(x, noise, 10.0, cfg).sum())(jnp.asarray(lam, jnp.float32)))
+    assert np.isfinite(grad).all() and (grad[:, :-3] > 0).all()
+    zero = np.asarray(f(jnp.zeros((1, 20, 5), jnp.float32), jnp.asarray(noise, jnp.float32)))
+    assert (zero > 0).all() and zero[0, 10, 4] > zero[0, 10, 0]                    # a floor that grows with noise

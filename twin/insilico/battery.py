@@ -52,7 +52,8 @@ def _summary(name: str, ds: xr.Dataset) -> dict[str, Any]:
 
 
 def run_battery(config: InsilicoConfig, model, out_dir: str | os.PathLike, *, progress: bool | None = None,
-                inputs: Iterable[str | os.PathLike] = (), metrics: str | os.PathLike | None = None) -> Path:
+                inputs: Iterable[str | os.PathLike] = (), metrics: str | os.PathLike | None = None,
+                model_tag: str | None = None) -> Path:
     """Run ``config.experiments`` on ``model`` into ``out_dir``; finished experiments are skipped.
 
     Args:
@@ -63,6 +64,8 @@ def run_battery(config: InsilicoConfig, model, out_dir: str | os.PathLike, *, pr
       inputs: paths recorded (with their hashes) in the provenance.
       metrics: optional ``twin evaluate`` metrics.h5; its natural-movie ``cc_abs, cc_max,
         cc_norm`` go into profiles.h5 (the connectomics quality filter).
+      model_tag: what the model is (e.g. ``"planted neurons: observed"``), kept in config.json as
+        ``model`` and checked on resume, so a folder of one model is never completed with another's.
     Returns:
       ``out_dir`` as a Path.
     """
@@ -79,14 +82,18 @@ def run_battery(config: InsilicoConfig, model, out_dir: str | os.PathLike, *, pr
     out.mkdir(parents=True, exist_ok=True)
     show = config.progress if progress is None else progress
     cfg_dict = to_dict(config)
+    if model_tag is not None:
+        cfg_dict["model"] = model_tag
     old_path = out / "config.json"
     if old_path.is_file():
         old = json.loads(old_path.read_text())
         same = {k: v for k, v in old.items() if k not in ("progress", "experiments")} == \
             {k: v for k, v in cfg_dict.items() if k not in ("progress", "experiments")}
         if not same:
-            raise InputError(old_path, "config", "the same battery config as the run being resumed "
-                             "(use a new --out folder for a different config)", "a different config")
+            got = (f"model {old.get('model', 'untagged')!r}, now {model_tag!r}" if old.get("model") != model_tag
+                   else "a different config")
+            raise InputError(old_path, "config", "the same battery config and model as the run being resumed "
+                             "(use a new --out folder for a different config)", got)
     write_text_atomic(out / "config.json", json.dumps(cfg_dict, indent=2))
     inputs = list(inputs) + ([metrics] if metrics is not None else [])
     write_text_atomic(out / "provenance.json", json.dumps(provenance(cfg_dict, inputs), indent=2))
@@ -137,3 +144,27 @@ def run_battery(config: InsilicoConfig, model, out_dir: str | os.PathLike, *, pr
         summary[name] = _summary(name, ds)
         write_text_atomic(summary_path, json.dumps(summary, indent=2))
     return out
+
+
+def run_truth_batteries(config: InsilicoConfig, sim_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                        response: str = "observed", *, progress: bool | None = None,
+                        inputs: Iterable[str | os.PathLike] = ()) -> tuple[Path, Path | None]:
+    """The in-silico yardsticks of a simulation: ``config`` run on the planted neurons of
+    ``sim_dir`` into ``out_dir/truth`` answering with ``response`` (see
+    :mod:`twin.simulate.truth`), and, when that is ``"observed"``, the tuning experiment alone on
+    the planted rates into ``out_dir/truth_rate`` (how well the twin's offset-sensitive indices
+    recover the latent tuning rather than the recorded one). Returns (truth dir, rate dir or None).
+    """
+    import dataclasses
+
+    from twin.simulate import load_truth_model
+
+    out = Path(out_dir)
+    truth = run_battery(config, load_truth_model(sim_dir, response), out / "truth", progress=progress,
+                        inputs=inputs, model_tag=f"planted neurons: {response}")
+    if response != "observed" or "tuning" not in config.experiments:
+        return truth, None
+    rate_cfg = dataclasses.replace(config, experiments=("tuning",))
+    rate = run_battery(rate_cfg, load_truth_model(sim_dir, "rate"), out / "truth_rate", progress=progress,
+                       inputs=inputs, model_tag="planted neurons: rate")
+    return truth, rate

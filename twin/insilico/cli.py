@@ -25,6 +25,12 @@ def register(subparsers) -> None:
                    help="score the battery against the simulator's ground truth in SIM_DIR and print the "
                         "quality-bar numbers (also written to DIR/score.json); with --model the same battery "
                         "is first run on the planted neurons into DIR/truth (skipped when already there)")
+    p.add_argument("--truth-response", choices=["observed", "rate"], default="observed",
+                   help="what the planted neurons answer with --truth and --score: 'observed' (default), the "
+                        "expected observed activity, what a twin trained on the recordings predicts (the "
+                        "like-for-like yardstick for offset-sensitive indices such as gOSI); 'rate', the planted "
+                        "rates. With --score and 'observed', the tuning experiment is also run on the rates "
+                        "(DIR/truth_rate) and scored as *_rate")
     p.add_argument("--min-cc-norm", type=float, default=0.3,
                    help="with --score and --metrics: only neurons the twin predicts at least this well")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -43,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         from twin.simulate import load_truth_model
 
-        model, source = load_truth_model(args.truth), args.truth
+        model, source = load_truth_model(args.truth, args.truth_response), args.truth
     out = run_battery(cfg, model, args.out, progress=not args.quiet, inputs=[args.config], metrics=args.metrics)
     print(f"twin insilico: wrote {out} (model {source})")
     if args.score:
@@ -52,13 +58,14 @@ def _run(args: argparse.Namespace) -> int:
         from twin.insilico.score import format_score, score_battery
         from twin.io import write_text_atomic
 
-        truth_dir = out
+        truth_dir, rate_dir = out, None
         if args.model:   # the same battery on the planted neurons: the yardstick for emergent numbers
-            from twin.simulate import load_truth_model
+            from twin.insilico.battery import run_truth_batteries
 
-            truth_dir = run_battery(cfg, load_truth_model(args.score), out / "truth", progress=not args.quiet,
-                                    inputs=[args.config])
-        s = score_battery(out, args.score, truth_dir, args.metrics, min_cc_norm=args.min_cc_norm)
+            truth_dir, rate_dir = run_truth_batteries(cfg, args.score, out, args.truth_response,
+                                                      progress=not args.quiet, inputs=[args.config])
+        s = score_battery(out, args.score, truth_dir, args.metrics, min_cc_norm=args.min_cc_norm,
+                          rate_battery_dir=rate_dir)
         write_text_atomic(out / "score.json", json.dumps(s, indent=2))
         print(format_score(s))
     return 0

@@ -16,7 +16,8 @@ Fast paths, chosen by what the model is (anything else goes through the protocol
   typical behaviour folded into a per-neuron gain). Shared stimuli use one group of every unit;
   per-neuron inputs (``mode="unit"``: MEIs, VEIs, gradients) use groups of ``chunk`` neurons
   (textured = bipartite neurons kept apart so all groups of a family share shapes), so the cost
-  grows with images x chunk, not images x scan size.
+  grows with images x chunk, not images x scan size. With ``response="observed"`` each group's
+  rates go through the expected observation (per-neuron noise, so groups stay independent).
 * **any other ResponseModel**: one plan per scan through ``model.predict``.
 
 Per-neuron work is done in *waves* (:func:`waves`): ``W`` groups x ``m`` columns at a time, of a
@@ -160,12 +161,20 @@ def _truth_plan(model, units: pd.DataFrame, mode: str, chunk: int) -> list[Plan]
         p = neurons.build_params(t, model.image_shape, model.pixel_size_deg, model.frame_rate)
         p = {k: np.asarray(v) for k, v in p.items()}
         p["_gain"] = t["_gain"].to_numpy(np.float32)
+        p["_noise_sd"] = t["noise_sd"].to_numpy(np.float32)
         return p
+
+    observation = getattr(model, "_observation", None)    # response="observed": expected observation
 
     def fn(p, x):
         b, t = x.shape[:2]
         r = neurons.respond(p, x, jnp.zeros((b, t), jnp.float32), jnp.full((b, t), pm, jnp.float32), None, pm, psd)
-        return r * p["_gain"]
+        r = r * p["_gain"]
+        if observation is not None:
+            from twin.simulate.observation import expected_observation_jax
+
+            r = expected_observation_jax(r, p["_noise_sd"], model.frame_rate, observation)
+        return r
 
     if mode == "stimulus":
         return [Plan(fn, _stack([build(table)]), table["_row"].to_numpy(np.int64)[None], "truth")]

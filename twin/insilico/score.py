@@ -11,7 +11,12 @@ SIM_DIR`` runs both batteries and prints them):
 * ``gosi_spearman``: Spearman r of the battery's gOSI with the truth battery's gOSI (the same
   experiment run on the planted neurons: gOSI is emergent, not a planted parameter); bar: >= 0.7;
   ``noise_gosi_spearman`` and ``noise_ori_error_median_deg``: the same from directional noise
-  (reported beside the gratings' numbers; the bar entries stay the gratings');
+  (reported beside the gratings' numbers; the bar entries stay the gratings'). ``truth_model``
+  names what the truth battery's neurons answered (its config.json ``model``): since 2026-12-06
+  the planted neurons' expected *observed* activity, the like-for-like yardstick of a twin trained
+  on observed activity (:mod:`twin.simulate.truth`). With ``rate_battery_dir`` (the tuning
+  experiment on the planted rates) ``gosi_spearman_rate`` and ``noise_gosi_spearman_rate`` say
+  how well the twin's gOSI follows the latent tuning, under the imaging pipeline's floor.
 * ``simple_complex_auc``: ROC AUC of the battery's ``phase_invariance`` (1 - clip(F1/F0, 0, 2)/2)
   for planted complex vs simple cells (``cell_class``; direction and bipartite cells excluded);
   bar: >= 0.85;
@@ -75,7 +80,7 @@ def _circ(a, b, period=180.0):
 def score_battery(battery_dir: str | os.PathLike, sim_dir: str | os.PathLike,
                   truth_battery_dir: str | os.PathLike | None = None, metrics_path: str | os.PathLike | None = None,
                   *, min_cc_norm: float = 0.3, min_gosi: float = 0.15, max_pairs: int = 200_000,
-                  seed: int = 0) -> dict[str, Any]:
+                  seed: int = 0, rate_battery_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """The quality-bar numbers (see the module docstring) as a JSON-ready dict."""
     battery_dir, sim_dir = Path(battery_dir), Path(sim_dir)
     upath = sim_dir / "truth" / "units.parquet"
@@ -90,6 +95,9 @@ def score_battery(battery_dir: str | os.PathLike, sim_dir: str | os.PathLike,
         tt = _frame(load_dataset(Path(truth_battery_dir) / "tuning.h5"), ["gosi", "tuned", "noise_gosi"])
         df = df.merge(tt.rename(columns={"gosi": "true_gosi", "tuned": "true_tuned", "noise_gosi": "true_noise_gosi"}),
                       on=KEY, how="left")
+    if rate_battery_dir is not None:
+        tr = _frame(load_dataset(Path(rate_battery_dir) / "tuning.h5"), ["gosi", "noise_gosi"])
+        df = df.merge(tr.rename(columns={"gosi": "rate_gosi", "noise_gosi": "rate_noise_gosi"}), on=KEY, how="left")
     rf_path = battery_dir / "rf.h5"
     if rf_path.is_file():
         rf = load_dataset(rf_path)
@@ -105,6 +113,9 @@ def score_battery(battery_dir: str | os.PathLike, sim_dir: str | os.PathLike,
         df = df.merge(mf, on=KEY, how="left")
         df = df[df["cc_norm"].fillna(-np.inf) >= min_cc_norm]
     out: dict[str, Any] = {"n_units_matched": int(n_all), "n_units_scored": int(len(df))}
+    if truth_battery_dir is not None and (Path(truth_battery_dir) / "config.json").is_file():
+        out["truth_model"] = json.loads((Path(truth_battery_dir) / "config.json").read_text()).get("model",
+                                                                                                  "planted neurons: rate")
     # orientation
     nonbip = df["cell_class"] != "bipartite"
     if "true_gosi" in df:
@@ -134,6 +145,9 @@ def score_battery(battery_dir: str | os.PathLike, sim_dir: str | os.PathLike,
         ok = df["true_noise_gosi"].notna() & df["noise_gosi"].notna()
         out["noise_gosi_spearman"] = (float(spearmanr(df.loc[ok, "noise_gosi"], df.loc[ok, "true_noise_gosi"]).statistic)
                                       if ok.sum() > 2 else None)
+    for mine, theirs in (("gosi", "rate_gosi"), ("noise_gosi", "rate_noise_gosi")):
+        if theirs in df and mine in df:
+            out[f"{mine}_spearman_rate"] = _rho(df[mine], df[theirs])
     # simple vs complex
     est = df["phase_invariance_y"] if "phase_invariance_y" in df else None
     if "cell_class" in df:
@@ -221,13 +235,15 @@ BAR = {"ori_error_median_deg": (lambda v: v < 15, "< 15 deg (orientation-tuned c
 
 def format_score(s: dict[str, Any]) -> str:
     """The quality-bar numbers of :func:`score_battery` as a few printable lines."""
-    lines = [f"quality bar ({s.get('n_units_scored')} of {s.get('n_units_matched')} units scored):"]
+    lines = [f"quality bar ({s.get('n_units_scored')} of {s.get('n_units_matched')} units scored"
+             + (f"; truth battery: {s['truth_model']}" if s.get("truth_model") else "") + "):"]
     for k, (_, text) in BAR.items():
         v = s.get(k)
         ok = s.get("quality_bar", {}).get(k)
         mark = "n/a " if ok is None else ("PASS" if ok else "FAIL")
         lines.append(f"  {mark} {k:22s} {'-' if v is None else f'{v:.3f}':>8}  {text}")
-    extra = {k: s[k] for k in ("noise_ori_error_median_deg", "noise_gosi_spearman", "n_tuned", "n_simple",
+    extra = {k: s[k] for k in ("noise_ori_error_median_deg", "noise_gosi_spearman", "gosi_spearman_rate",
+                               "noise_gosi_spearman_rate", "n_tuned", "n_simple",
                                "n_complex", "rf_distance_median_radii",
                                "rf_within_radius_all_cells", "n_pairs") if s.get(k) is not None}
     lines.append("  " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in extra.items()))
@@ -251,11 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("battery_dir")
     p.add_argument("sim_dir")
     p.add_argument("--truth-battery")
+    p.add_argument("--rate-battery", help="the tuning experiment on the planted rates (adds *_spearman_rate)")
     p.add_argument("--metrics")
     p.add_argument("--min-cc-norm", type=float, default=0.3)
     p.add_argument("--json", action="store_true", help="print the full JSON")
     a = p.parse_args(argv)
-    s = score_battery(a.battery_dir, a.sim_dir, a.truth_battery, a.metrics, min_cc_norm=a.min_cc_norm)
+    s = score_battery(a.battery_dir, a.sim_dir, a.truth_battery, a.metrics, min_cc_norm=a.min_cc_norm,
+                      rate_battery_dir=a.rate_battery)
     print(json.dumps(s, indent=2) if a.json else format_score(s))
     return 0
 

@@ -17,6 +17,7 @@
     [evaluate]             # batch_size
     [insilico]             # config = a `twin insilico` battery TOML; set = overrides;
                            # truth = true: on simulated data also run it on the planted neurons
+                           # (truth_response = "observed" | "rate", see twin.simulate.truth)
     [analyze]              # config = a `twin analyze` TOML; set = overrides
     [report]               # title, bootstrap
 
@@ -59,6 +60,9 @@ class InsilicoSection:
     config: str = ""                   # a `twin insilico` battery TOML
     set: list[str] = field(default_factory=list)
     truth: bool = True                 # simulated data: also run the battery on the planted neurons
+    # what the planted neurons answer: "observed" (their expected observed activity, what a twin of
+    # the recordings predicts; then tuning also on their rates, in truth_rate/) or "rate"
+    truth_response: str = "observed"
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ def load_pipeline(path: str | os.PathLike, overrides: list[str] | tuple[str, ...
     bad = [s for s in cfg.stages if s not in ALL_STAGES]
     if bad:
         raise InputError(path, "stages", f"a subset of {list(ALL_STAGES)}", bad[0])
+    if cfg.insilico.truth_response not in ("observed", "rate"):
+        raise InputError(path, "insilico.truth_response", '"observed" or "rate"', cfg.insilico.truth_response)
     if not cfg.name:
         cfg = PipelineConfig(**{**cfg.__dict__, "name": path.stem})
     return cfg, path.parent.resolve()

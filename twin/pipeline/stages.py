@@ -8,7 +8,8 @@ of its package (imports happen inside, so ``twin --help`` stays fast):
     recordings  user Recording files linked under OUT/recordings/recordings (+ connectome/)
     train     twin.train.loop.train(TrainConfig, OUT/train)            (resumes from checkpoints)
     evaluate  twin.evaluate.evaluate_run(OUT/train, OUT/evaluate, truth=OUT/simulate)
-    insilico  twin.insilico.run_battery(config, model, OUT/insilico)
+    insilico  twin.insilico.run_battery(config, model, OUT/insilico); on simulated data also
+              run_truth_batteries into OUT/insilico/truth (and truth_rate)
     analyze   twin.analysis.analyze(config, OUT/analyze)  (connectome, profiles, metrics filled in)
     report    twin.report.build_report(OUT, OUT/report)
 """
@@ -168,7 +169,8 @@ def evaluate_stage(cfg: PipelineConfig, data: str) -> Stage:
 
 def insilico_stage(cfg: PipelineConfig, base: Path, data: str) -> Stage:
     battery_dict = stage_toml(base, cfg.insilico, "insilico", cfg.seed)
-    section = {"battery": battery_dict, "truth": cfg.insilico.truth and data == "simulate"}
+    section = {"battery": battery_dict, "truth": cfg.insilico.truth and data == "simulate",
+               "truth_response": cfg.insilico.truth_response}
 
     def run(ctx: StageContext) -> dict[str, Any]:
         from twin.model import load_model
@@ -178,9 +180,10 @@ def insilico_stage(cfg: PipelineConfig, base: Path, data: str) -> Stage:
         battery = from_dict(cls, battery_dict)
         run_battery(battery, load_model(ctx.inputs["train"]), ctx.out_dir, progress=ctx.progress)
         if section["truth"]:  # the same battery on the planted neurons: the in-silico ground truth
-            from twin.simulate import load_truth_model
+            from twin.insilico.battery import run_truth_batteries
 
-            run_battery(battery, load_truth_model(ctx.inputs[data]), ctx.out_dir / "truth", progress=ctx.progress)
+            run_truth_batteries(battery, ctx.inputs[data], ctx.out_dir, cfg.insilico.truth_response,
+                                progress=ctx.progress)
         return {}
 
     return Stage("insilico", (data, "train"), run, section, resumable=True)

@@ -190,6 +190,20 @@ def recovery(src: Sources) -> Section:
                            "unit_id": np.asarray(tprof["unit_id"].values).astype(np.int64),
                            "true_gosi": np.asarray(tprof["gosi"].values, float)})
         truth = truth.merge(tg, on=["recording_id", "unit_id"], how="left")
+    # since 2026-12-06 the truth battery answers with the planted neurons' expected observed
+    # activity (twin.simulate.truth); truth_rate/ holds the tuning battery on their planted rates
+    yardstick = None
+    if tprof_path is not None and (tprof_path.parent / "config.json").is_file() and tprof_path.parent.name == "truth":
+        yardstick = read_json(tprof_path.parent / "config.json").get("model", "planted neurons: rate")
+    rate_path = src.insilico / "truth_rate" / "tuning.h5"
+    if rate_path.is_file():
+        from twin.insilico.common import load_dataset
+
+        rt = load_dataset(rate_path)
+        truth = truth.merge(pd.DataFrame({"recording_id": np.asarray(rt["recording_id"].values).astype(str),
+                                          "unit_id": np.asarray(rt["unit_id"].values).astype(np.int64),
+                                          "rate_gosi": np.asarray(rt["gosi"].values, float)}),
+                            on=["recording_id", "unit_id"], how="left")
     j = est.merge(truth, on=["recording_id", "unit_id"], how="inner", suffixes=("", "_true"))
     good = np.ones(len(j), bool)
     if src.evaluate and (src.evaluate / "metrics.h5").is_file():
@@ -218,6 +232,11 @@ def recovery(src: Sources) -> Section:
         ok = np.isfinite(j["gosi"]) & np.isfinite(j["true_gosi"]) & good
         rho = stats.spearmanr(j["gosi"][ok], j["true_gosi"][ok]).statistic if ok.sum() > 2 else None
         res["gosi_spearman"], res["gosi_n"] = rho, int(ok.sum())
+        if yardstick is not None:
+            res["gosi_yardstick"] = yardstick
+        if "rate_gosi" in j:
+            ok = np.isfinite(j["gosi"]) & np.isfinite(j["rate_gosi"]) & good
+            res["gosi_spearman_rate"] = stats.spearmanr(j["gosi"][ok], j["rate_gosi"][ok]).statistic if ok.sum() > 2 else None
         imgs.append(H.figure(figures.scatter_truth(j["true_gosi"].to_numpy(), j["gosi"].to_numpy(), "planted gOSI",
                                                    "twin gOSI", "gOSI", (0, 1)), "gOSI, twin vs planted."))
     if "phase_invariance" in j and "cell_class" in j:
@@ -233,12 +252,17 @@ def recovery(src: Sources) -> Section:
             res["rf_within_one_radius_fraction"] = float(np.mean(d <= j["rf_sigma_deg"].to_numpy()[good])) if d.size else None
     data = clean(res)
     keys = [k for k in ("n_matched", "n_well_predicted", "pref_ori_n", "pref_ori_median_error_deg", "gosi_n",
-                        "gosi_spearman", "simple_complex_auc", "rf_center_median_error_deg",
+                        "gosi_spearman", "gosi_yardstick", "gosi_spearman_rate", "simple_complex_auc",
+                        "rf_center_median_error_deg",
                         "rf_within_one_radius_fraction") if k in data]
     parts.append(H.para("In-silico experiments on the twin against the simulator's planted parameters "
                         "(preferred orientation, cell class, RF centre) and against the same battery run on "
                         "the planted neurons (gOSI); statistics over neurons passing the quality filter "
-                        "(CC_max > 0.4, CC_abs > 0.2) when evaluation results exist."))
+                        "(CC_max > 0.4, CC_abs > 0.2) when evaluation results exist. The planted neurons "
+                        "answer that battery with their expected observed activity (gosi_yardstick), what a "
+                        "twin trained on the recordings predicts: gOSI divides by the mean response, which the "
+                        "imaging pipeline's noise events raise; gosi_spearman_rate compares with the same "
+                        "neurons' planted rates."))
     parts.append(H.table(["quantity", "value"], [[k, data[k]] for k in keys]))
     parts.extend(imgs)
     return Section("recovery", title, data, "".join(parts))

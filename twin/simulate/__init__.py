@@ -21,8 +21,9 @@ def simulate(config: SimConfig, out_dir: Any, *, progress: bool = True):
     return _simulate(config, out_dir, progress=progress)
 
 
-def load_truth_model(sim_dir: Any):
-    """The planted neurons of a simulation folder as a ResponseModel (noise-free)."""
+def load_truth_model(sim_dir: Any, response: str = "rate"):
+    """The planted neurons of a simulation folder as a ResponseModel (noise-free): their planted
+    rate, or with ``response="observed"`` its expected observed activity."""
     from twin.simulate.truth import load_truth_model as _load
 
-    return _load(sim_dir)
+    return _load(sim_dir, response)

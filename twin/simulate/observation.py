@@ -82,6 +82,42 @@ def _observe_chunk(expected: np.ndarray, noise_sd: np.ndarray, loading: np.ndarr
     return out
 
 
+def observation_operator(n_frames: int, frame_rate: float, cfg: ObservationConfig,
+                         n_phases: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The linear maps of :func:`expected_observation` for clips of ``n_frames`` frames, float64.
+
+    Returns ``a`` (phases, K, n_frames): each scan interval's calcium-weighted sum of the expected
+    events per frame (the deconvolved value's mean), ``a2`` (phases, K, n_frames): the same with
+    squared weights (its Poisson variance), and ``m`` (phases, n_frames, K): the linear resampling
+    of the intervals onto the frame centres, times scan rate / frame rate. K scan intervals per
+    phase cover the clip.
+    """
+    up = cfg.oversample
+    fine_dt = 1.0 / (frame_rate * up)
+    t_fine = (np.arange(n_frames * up) + 1) * fine_dt                        # end of each fine bin
+    scan_dt = 1.0 / cfg.scan_rate_hz
+    frame_centres = (np.arange(n_frames) + 0.5) / frame_rate
+    to_frames = np.repeat(np.eye(n_frames), up, axis=0) / up                   # (fine, frame)
+    a, a2, m = [], [], []
+    for phase in (np.arange(n_phases) + 0.5) / n_phases * scan_dt:
+        t_scan = phase + np.arange(0, int(np.ceil(n_frames / frame_rate / scan_dt)) + 1) * scan_dt
+        # weights of fine bins in (t_{k-1}, t_k], decayed to t_k
+        lag = t_scan[1:, None] - t_fine[None, :]
+        inside = (lag >= 0) & (lag < scan_dt)
+        w = np.where(inside, np.exp(-np.clip(lag, 0, None) / cfg.tau_calcium_s), 0.0)   # (K, fine)
+        a.append(w @ to_frames)
+        a2.append(w ** 2 @ to_frames)
+        m.append(_interp_matrix(t_scan[1:] - scan_dt / 2, frame_centres) * (cfg.scan_rate_hz / frame_rate))
+    return np.stack(a), np.stack(a2), np.stack(m)
+
+
+def _noise_var(noise_sd, cfg: ObservationConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Per neuron: variance of the deconvolved fluorescence noise and the event threshold."""
+    a_scan = np.exp(-1.0 / cfg.scan_rate_hz / cfg.tau_calcium_s)
+    var = np.asarray(noise_sd, np.float64) ** 2 * (1 + a_scan ** 2)
+    return var, cfg.event_threshold_sd * np.sqrt(var)
+
+
 def expected_observation(expected: np.ndarray, noise_sd: np.ndarray, frame_rate: float,
                          cfg: ObservationConfig, n_phases: int = 4) -> np.ndarray:
     """The mean of :func:`observe` over spikes and noise (Gaussian approximation), no sampling.
@@ -91,34 +127,42 @@ def expected_observation(expected: np.ndarray, noise_sd: np.ndarray, frame_rate:
     variance + the amplified fluorescence noise; its thresholded mean
     ``mu Phi((mu-c)/s) + s phi((mu-c)/s)`` is resampled like the data and averaged over ``n_phases``
     scan phases. This is what a perfect model of the *observed* (rectified, hence biased)
-    activity predicts (thresholding biases it), the right reference for scale-sensitive scores such as FEVE.
+    activity predicts (thresholding biases it), the right reference for scale-sensitive scores such
+    as FEVE and for offset-sensitive indices such as gOSI (see :func:`expected_observation_jax`).
 
     Args/returns as :func:`observe` (shape (trial, time, unit), events per frame).
     """
     from scipy.stats import norm
 
-    n_tr, n_t, n_u = expected.shape
-    up = cfg.oversample
-    fine_dt = 1.0 / (frame_rate * up)
-    lam = np.repeat(np.asarray(expected, np.float64), up, axis=1) / up      # (trial, fine, unit)
-    t_fine = (np.arange(n_t * up) + 1) * fine_dt                             # end of each fine bin
-    scan_dt = 1.0 / cfg.scan_rate_hz
-    a_scan = np.exp(-scan_dt / cfg.tau_calcium_s)
-    noise_var = np.asarray(noise_sd, np.float64) ** 2 * (1 + a_scan ** 2)
-    threshold = cfg.event_threshold_sd * np.sqrt(noise_var)
-    frame_centres = (np.arange(n_t) + 0.5) / frame_rate
+    a, a2, m = observation_operator(expected.shape[1], frame_rate, cfg, n_phases)
+    noise_var, threshold = _noise_var(noise_sd, cfg)
+    lam = np.asarray(expected, np.float64)
     out = np.zeros(expected.shape)
-    for phase in (np.arange(n_phases) + 0.5) / n_phases * scan_dt:
-        t_scan = phase + np.arange(0, int(np.ceil(n_t / frame_rate / scan_dt)) + 1) * scan_dt
-        # weights of fine bins in (t_{k-1}, t_k], decayed to t_k
-        lag = t_scan[1:, None] - t_fine[None, :]
-        inside = (lag >= 0) & (lag < scan_dt)
-        w = np.where(inside, np.exp(-np.clip(lag, 0, None) / cfg.tau_calcium_s), 0.0)   # (k, fine)
-        mu = np.einsum("kf,tfu->tku", w, lam)
-        var = np.einsum("kf,tfu->tku", w ** 2, lam) + noise_var
-        sd = np.sqrt(var)
+    for ap, a2p, mp in zip(a, a2, m):
+        mu = np.einsum("kt,btu->bku", ap, lam)
+        sd = np.sqrt(np.einsum("kt,btu->bku", a2p, lam) + noise_var)
         z = (mu - threshold) / sd
         rect = mu * norm.cdf(z) + sd * norm.pdf(z)  # E[X 1(X > threshold)], X ~ N(mu, sd^2)
-        m = _interp_matrix(t_scan[1:] - scan_dt / 2, frame_centres)
-        out += np.einsum("jk,tku->tju", m, rect) * (cfg.scan_rate_hz / frame_rate)
+        out += np.einsum("jk,bku->bju", mp, rect)
     return (out / n_phases).astype(np.float32)
+
+
+def expected_observation_jax(expected, noise_sd: np.ndarray, frame_rate: float, cfg: ObservationConfig,
+                             n_phases: int = 4):
+    """:func:`expected_observation` in JAX, float32: jit-able and differentiable in ``expected``
+    (B, T, N), so in-silico experiments, MEIs included, can run on the planted neurons' expected
+    *observed* activity (:class:`twin.simulate.truth.TruthModel` with ``response="observed"``).
+    ``noise_sd`` (N,) may be traced; the clip length is static."""
+    import jax.numpy as jnp
+    from jax.scipy.stats import norm
+
+    a, a2, m = (jnp.asarray(v, jnp.float32) for v in observation_operator(expected.shape[1], frame_rate, cfg,
+                                                                            n_phases))
+    a_scan = float(np.exp(-1.0 / cfg.scan_rate_hz / cfg.tau_calcium_s))
+    noise_var = jnp.asarray(noise_sd, jnp.float32) ** 2 * (1 + a_scan ** 2)
+    threshold = cfg.event_threshold_sd * jnp.sqrt(noise_var)
+    mu = jnp.einsum("pkt,btu->pbku", a, expected)
+    sd = jnp.sqrt(jnp.einsum("pkt,btu->pbku", a2, expected) + noise_var)
+    z = (mu - threshold) / sd
+    rect = mu * norm.cdf(z) + sd * norm.pdf(z)
+    return jnp.einsum("pjk,pbku->bju", m, rect) / n_phases

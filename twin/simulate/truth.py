@@ -4,6 +4,17 @@
 ``truth/params.json`` (the planted parameters fully determine it) and answers
 :class:`twin.response_model.ResponseModel`, so in-silico experiments run on it are the ground
 truth a trained twin is scored against.
+
+Two responses: ``"rate"`` (default), the planted expected events per frame, and ``"observed"``,
+their expected *observed* activity: the mean of what the simulated two-photon pipeline delivers
+for them (:func:`twin.simulate.observation.expected_observation_jax`; spikes, calcium, noise,
+thresholded deconvolution, all averaged out, so still noise-free). A twin is trained on observed
+activity and so predicts the latter; where an index depends on the response's offset (gOSI,
+gDSI and F1/F0 divide by the mean response), the observed response is the like-for-like
+yardstick, as in vivo tuning measured from deconvolved activity is for a published twin. The
+difference is large on the default mouse: thresholded noise events raise every neuron's floor,
+most for the noisiest, so the observed gOSI follows each neuron's noise as well as its tuning
+(see ``twin.insilico.score``).
 """
 
 from __future__ import annotations
@@ -20,7 +31,10 @@ import pandas as pd
 
 from twin.errors import InputError
 from twin.simulate import neurons
+from twin.simulate.config import ObservationConfig
+from twin.simulate.observation import expected_observation_jax
 
+RESPONSES = ("rate", "observed")
 UNIT_COLUMNS = ["recording_id", "animal_id", "session", "scan_idx", "unit_id", "area", "layer", "pt_root_id"]
 
 
@@ -31,8 +45,11 @@ class TruthModel:
     ``burn_in``); ``table`` is the full planted-parameter table (truth/units.parquet).
     """
 
-    def __init__(self, units: pd.DataFrame, params: Mapping[str, Any]):
+    def __init__(self, units: pd.DataFrame, params: Mapping[str, Any], response: str = "rate"):
+        if response not in RESPONSES:
+            raise InputError(None, "truth response", f"one of {list(RESPONSES)}", response)
         st = params["stimulus"]
+        self.response = response
         self.frame_rate = float(st["frame_rate"])
         self.image_shape = (int(st["image_shape"][0]), int(st["image_shape"][1]))
         self.pixel_size_deg = float(st["pixel_size_deg"])
@@ -44,11 +61,19 @@ class TruthModel:
         self._params: dict[str, dict[str, Any]] = {}
         pm, psd = float(self._beh["pupil_mean_px"]), float(self._beh["pupil_sd_px"])
         self._eye_scale = float(self._beh["eye_shift_gain"]) / self.pixel_size_deg
+        self._observation = None
+        if response == "observed":
+            obs = (params.get("config") or {}).get("observation")
+            if not isinstance(obs, Mapping):
+                raise InputError("truth/params.json", "config.observation",
+                                 "the simulation's observation settings (needed for response='observed')", obs)
+            self._observation = ObservationConfig(**obs)
 
         def fwd(p, stim, run, pup, eye):
             return neurons.respond(p, stim, run, pup, None if eye is None else eye * self._eye_scale, pm, psd)
 
         self._fwd = jax.jit(fwd)
+        self._observe = {}      # recording_id -> jitted expected observation of its neurons
 
     def recording_ids(self) -> list[str]:
         """Scans, in the order of the simulation."""
@@ -74,7 +99,8 @@ class TruthModel:
 
     def predict(self, stimulus: jax.Array, recording_id: str,
                 behaviour: Mapping[str, jax.Array] | None = None) -> jax.Array:
-        """Expected events per frame (B, T, N) for grey-level ``stimulus`` (B, T, H, W).
+        """Expected events per frame (B, T, N) for grey-level ``stimulus`` (B, T, H, W): the
+        planted rate, or its expected observation with ``response="observed"``.
 
         ``behaviour`` may hold ``running`` (B, T) cm/s, ``pupil`` (B, T) px and ``eye_position``
         (B, T, 2) degrees; missing entries take the scan's typical state (its mean running
@@ -92,7 +118,14 @@ class TruthModel:
         pup = jnp.broadcast_to(jnp.asarray(behaviour.get("pupil", d["pupil"]), jnp.float32), (b, t))
         eye = behaviour.get("eye_position")
         eye = None if eye is None else jnp.broadcast_to(jnp.asarray(eye, jnp.float32), (b, t, 2))
-        return self._fwd(p, stimulus, run, pup, eye)
+        rate = self._fwd(p, stimulus, run, pup, eye)
+        if self._observation is None:
+            return rate
+        if recording_id not in self._observe:
+            noise_sd = self.units(recording_id)["noise_sd"].to_numpy(np.float64)
+            cfg, fr = self._observation, self.frame_rate
+            self._observe[recording_id] = jax.jit(lambda r: expected_observation_jax(r, noise_sd, fr, cfg))
+        return self._observe[recording_id](rate)
 
 
 def read_params(sim_dir: str | os.PathLike) -> dict[str, Any]:
@@ -104,13 +137,14 @@ def read_params(sim_dir: str | os.PathLike) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def load_truth_model(sim_dir: str | os.PathLike) -> TruthModel:
-    """The planted neurons of the simulation in ``sim_dir`` as a ResponseModel."""
+def load_truth_model(sim_dir: str | os.PathLike, response: str = "rate") -> TruthModel:
+    """The planted neurons of the simulation in ``sim_dir`` as a ResponseModel answering their
+    planted rate (``response="rate"``) or its expected observation (``"observed"``)."""
     params = read_params(sim_dir)
     path = Path(sim_dir) / "truth" / "units.parquet"
     if not path.is_file():
         raise InputError(path, "file", "the planted-unit table truth/units.parquet", "no such file")
-    return TruthModel(pd.read_parquet(path), params)
+    return TruthModel(pd.read_parquet(path), params, response)
 
 
 def predict_in_chunks(model: TruthModel, stimulus: np.ndarray, recording_id: str,
