@@ -140,6 +140,17 @@ def test_gaussian_pooling_projects_first_or_samples_channels_with_the_same_resul
         np.testing.assert_allclose(u, v, rtol=1e-3, atol=1e-5)
 
 
+def test_pooled_by_matmul_is_the_weighted_sum_of_bilinear_samples():
+    from twin.model.readout import bilinear_sample, pooled_by_matmul
+
+    rng = np.random.default_rng(0)
+    f = jnp.asarray(rng.normal(size=(3, 7, 11, 5)), jnp.float32)
+    grid = jnp.asarray(rng.uniform(-1.3, 1.3, (3, 4 * 6, 2)), jnp.float32)   # some points off the map (clamped)
+    wk = jnp.asarray(rng.uniform(0.1, 1.0, 6), jnp.float32)
+    want = jnp.einsum("mqkc,k->mqc", bilinear_sample(f, grid).reshape(3, 4, 6, 5), wk)
+    np.testing.assert_allclose(pooled_by_matmul(f, grid, wk), want, rtol=1e-5, atol=1e-6)
+
+
 def test_gaussian_pooling_takes_the_path_with_the_smaller_intermediate():
     from twin.model.readout import pool_by_projection
 

@@ -319,7 +319,12 @@ def _design_blocks(model, rid: str, data, burn_in: int, cfg: RefitConfig):
     trials). Measured (2026-12-06, one scan of the demo twin's config, 200 neurons, alone): with
     twice the demo's training movie (2 blocks) the design took 70.8 s instead of 122.5 s; with
     4x (4 blocks) 139.7 s, where a core pass per block would take about 490 s. The whole refit of
-    that 4x twin (both scans): 780 s, against 1,452 s before."""
+    that 4x twin (both scans): 780 s, against 1,452 s before. On the ensemble demo's seed-0 member
+    (2026-12-06, one scan, 960 trials, 14 blocks of 500 MB) the pass took 345 s, 1.1 s of each
+    4-trial chunk's 1.36 s going to the Gaussian pooling's gathers; read by a matmul instead
+    (:func:`twin.model.readout.pooled_by_matmul`) 138 s, and the member's whole refit 753 s instead
+    of 882 s (the test suite on the cores for its first minutes), with the same penalty for 399 of
+    400 neurons (validation correlation 0.20113 both)."""
     import jax
     from flax import nnx
 
