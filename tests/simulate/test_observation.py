@@ -75,7 +75,8 @@ def test_expected_observation_in_jax_matches_numpy_and_is_differentiable():
     got = np.asarray(f(jnp.asarray(lam, jnp.float32), jnp.asarray(noise, jnp.float32)))
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-6)
     # the thresholded mean rises with the rate and sits above zero where the rate is zero (noise events)
-    grad = np.asarray(jax.grad(lambda x: expected_observation_jax(x, noise, 10.0, cfg).sum())(jnp.asarray(lam, jnp.float32)))
+    total = jax.grad(lambda x: expected_observation_jax(x, noise, 10.0, cfg).sum())
+    grad = np.asarray(total(jnp.asarray(lam, jnp.float32)))
     assert np.isfinite(grad).all() and (grad[:, :-3] > 0).all()
     zero = np.asarray(f(jnp.zeros((1, 20, 5), jnp.float32), jnp.asarray(noise, jnp.float32)))
     assert (zero > 0).all() and zero[0, 10, 4] > zero[0, 10, 0]                    # a floor that grows with noise

@@ -164,7 +164,7 @@ def _truth_plan(model, units: pd.DataFrame, mode: str, chunk: int) -> list[Plan]
         p["_noise_sd"] = t["noise_sd"].to_numpy(np.float32)
         return p
 
-    observation = getattr(model, "_observation", None)    # response="observed": expected observation
+    observation = getattr(model, "observation", None)     # response="observed": expected observation
 
     def fn(p, x):
         b, t = x.shape[:2]

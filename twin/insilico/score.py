@@ -113,9 +113,9 @@ def score_battery(battery_dir: str | os.PathLike, sim_dir: str | os.PathLike,
         df = df.merge(mf, on=KEY, how="left")
         df = df[df["cc_norm"].fillna(-np.inf) >= min_cc_norm]
     out: dict[str, Any] = {"n_units_matched": int(n_all), "n_units_scored": int(len(df))}
-    if truth_battery_dir is not None and (Path(truth_battery_dir) / "config.json").is_file():
-        out["truth_model"] = json.loads((Path(truth_battery_dir) / "config.json").read_text()).get("model",
-                                                                                                  "planted neurons: rate")
+    tcfg = None if truth_battery_dir is None else Path(truth_battery_dir) / "config.json"
+    if tcfg is not None and tcfg.is_file():    # untagged: written before the tag, on the planted rates
+        out["truth_model"] = json.loads(tcfg.read_text()).get("model", "planted neurons: rate")
     # orientation
     nonbip = df["cell_class"] != "bipartite"
     if "true_gosi" in df:

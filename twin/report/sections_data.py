@@ -236,7 +236,8 @@ def recovery(src: Sources) -> Section:
             res["gosi_yardstick"] = yardstick
         if "rate_gosi" in j:
             ok = np.isfinite(j["gosi"]) & np.isfinite(j["rate_gosi"]) & good
-            res["gosi_spearman_rate"] = stats.spearmanr(j["gosi"][ok], j["rate_gosi"][ok]).statistic if ok.sum() > 2 else None
+            res["gosi_spearman_rate"] = (stats.spearmanr(j["gosi"][ok], j["rate_gosi"][ok]).statistic
+                                         if ok.sum() > 2 else None)
         imgs.append(H.figure(figures.scatter_truth(j["true_gosi"].to_numpy(), j["gosi"].to_numpy(), "planted gOSI",
                                                    "twin gOSI", "gOSI", (0, 1)), "gOSI, twin vs planted."))
     if "phase_invariance" in j and "cell_class" in j:

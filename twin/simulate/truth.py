@@ -42,7 +42,9 @@ class TruthModel:
     """The simulator's neurons as a :class:`twin.response_model.ResponseModel`.
 
     Attributes follow the protocol (``frame_rate``, ``image_shape``, ``pixel_size_deg``,
-    ``burn_in``); ``table`` is the full planted-parameter table (truth/units.parquet).
+    ``burn_in``); ``table`` is the full planted-parameter table (truth/units.parquet);
+    ``response`` is ``"rate"`` or ``"observed"`` and ``observation`` the simulation's
+    ObservationConfig with ``"observed"`` (else None).
     """
 
     def __init__(self, units: pd.DataFrame, params: Mapping[str, Any], response: str = "rate"):
@@ -61,13 +63,13 @@ class TruthModel:
         self._params: dict[str, dict[str, Any]] = {}
         pm, psd = float(self._beh["pupil_mean_px"]), float(self._beh["pupil_sd_px"])
         self._eye_scale = float(self._beh["eye_shift_gain"]) / self.pixel_size_deg
-        self._observation = None
+        self.observation = None
         if response == "observed":
             obs = (params.get("config") or {}).get("observation")
             if not isinstance(obs, Mapping):
                 raise InputError("truth/params.json", "config.observation",
                                  "the simulation's observation settings (needed for response='observed')", obs)
-            self._observation = ObservationConfig(**obs)
+            self.observation = ObservationConfig(**obs)
 
         def fwd(p, stim, run, pup, eye):
             return neurons.respond(p, stim, run, pup, None if eye is None else eye * self._eye_scale, pm, psd)
@@ -119,11 +121,11 @@ class TruthModel:
         eye = behaviour.get("eye_position")
         eye = None if eye is None else jnp.broadcast_to(jnp.asarray(eye, jnp.float32), (b, t, 2))
         rate = self._fwd(p, stimulus, run, pup, eye)
-        if self._observation is None:
+        if self.observation is None:
             return rate
         if recording_id not in self._observe:
             noise_sd = self.units(recording_id)["noise_sd"].to_numpy(np.float64)
-            cfg, fr = self._observation, self.frame_rate
+            cfg, fr = self.observation, self.frame_rate
             self._observe[recording_id] = jax.jit(lambda r: expected_observation_jax(r, noise_sd, fr, cfg))
         return self._observe[recording_id](rate)
 
