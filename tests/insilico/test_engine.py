@@ -86,6 +86,20 @@ def test_mei_ascent_compiles_its_step_once_for_all_waves():
     assert len(steps) == 1 and steps[0]._cache_size() == 1
 
 
+def test_meis_do_not_depend_on_how_many_neurons_are_optimised_together(twin2):
+    """Each neuron's MEI is its own ascent from its own seeded start: the wave size
+    (``mei.unit_batch``, 8 in the demo battery for memory) changes nothing but cost."""
+    from twin.insilico.common import unit_table
+    from twin.insilico.config import MEIConfig
+    from twin.insilico.mei import compute_meis
+
+    units = unit_table(twin2, twin2.recording_ids())
+    a = compute_meis(twin2, units, MEIConfig(n_steps=4, unit_batch=12, n_frames=4), 3)
+    b = compute_meis(twin2, units, MEIConfig(n_steps=4, unit_batch=3, n_frames=4), 3)
+    assert np.ptp(a) > 1.0                                   # the ascent moved the images
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3)
+
+
 class LazyGabor:
     """A ResponseModel that builds its parameters on first use (as the simulator's TruthModel):
     first used inside a jit trace, such a cache would capture tracers."""
