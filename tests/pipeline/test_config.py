@@ -59,6 +59,8 @@ def test_unknown_keys_and_stages_are_one_line_errors(tmp_path):
     p.write_text(p.read_text().replace('"report"]', '"repot"]'))
     with pytest.raises(InputError, match="stages"):
         load_pipeline(p)
+    with pytest.raises(InputError, match="insilico.truth_response"):
+        load_pipeline(_write(tmp_path), ['insilico.truth_response="spikes"'])
     p = _write(tmp_path)
     p.write_text(p.read_text().replace('config = "train.toml"', 'config = "nope.toml"'))
     with pytest.raises(InputError, match="train.config"):

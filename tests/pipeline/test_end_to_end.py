@@ -25,6 +25,11 @@ def test_tiny_pipeline_runs_end_to_end_then_is_fully_cached(tmp_path, capsys):
     data = json.loads((out / "report" / "report.json").read_text())
     for sec in ("data", "training", "quality", "recovery", "slopes", "verdicts", "provenance"):
         assert data["sections"][sec]["status"] == "ok", (sec, data["sections"][sec].get("note"))
+    # the planted neurons' batteries: observed activity (the yardstick) and tuning on their rates
+    assert json.loads((out / "insilico" / "truth" / "config.json").read_text())["model"] == "planted neurons: observed"
+    assert (out / "insilico" / "truth_rate" / "tuning.h5").is_file()
+    rec = data["sections"]["recovery"]
+    assert rec["gosi_yardstick"] == "planted neurons: observed" and -1 <= rec["gosi_spearman_rate"] <= 1
     capsys.readouterr()
     assert main(["run", str(TINY), "--out", str(out), "--quiet"]) == 0
     err = capsys.readouterr().err

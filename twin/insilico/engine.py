@@ -161,7 +161,6 @@ def _truth_plan(model, units: pd.DataFrame, mode: str, chunk: int) -> list[Plan]
         p = neurons.build_params(t, model.image_shape, model.pixel_size_deg, model.frame_rate)
         p = {k: np.asarray(v) for k, v in p.items()}
         p["_gain"] = t["_gain"].to_numpy(np.float32)
-        p["_noise_sd"] = t["noise_sd"].to_numpy(np.float32)
         return p
 
     observation = getattr(model, "observation", None)     # response="observed": expected observation
@@ -173,7 +172,7 @@ def _truth_plan(model, units: pd.DataFrame, mode: str, chunk: int) -> list[Plan]
         if observation is not None:
             from twin.simulate.observation import expected_observation_jax
 
-            r = expected_observation_jax(r, p["_noise_sd"], model.frame_rate, observation)
+            r = expected_observation_jax(r, p["noise_sd"], model.frame_rate, observation)
         return r
 
     if mode == "stimulus":

@@ -126,6 +126,9 @@ def build_params(units: pd.DataFrame, image_shape: tuple[int, int], pixel_size_d
         "amplitude": (u.amplitude_hz.to_numpy() / frame_rate).astype(np.float32),
         "beta_running": u.beta_running.to_numpy(np.float32),
         "beta_pupil": u.beta_pupil.to_numpy(np.float32),
+        # fluorescence noise (spike-jump units): not used by the rate, only by the truth model's
+        # expected observation (twin.simulate.observation.expected_observation_jax)
+        "noise_sd": col("noise_sd", 0.0).astype(np.float32),
     }
 
 

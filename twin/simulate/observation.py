@@ -111,11 +111,23 @@ def observation_operator(n_frames: int, frame_rate: float, cfg: ObservationConfi
     return np.stack(a), np.stack(a2), np.stack(m)
 
 
-def _noise_var(noise_sd, cfg: ObservationConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Per neuron: variance of the deconvolved fluorescence noise and the event threshold."""
+def _thresholded_mean(a, a2, m, lam, noise_sd, cfg: ObservationConfig, xp, norm):
+    """The body shared by :func:`expected_observation` (NumPy, float64) and
+    :func:`expected_observation_jax`: for each scan phase's maps (``a``, ``a2``, ``m`` of
+    :func:`observation_operator`) the thresholded mean ``mu Phi(z) + s phi(z)`` of the
+    deconvolved values, resampled to frames, averaged over phases. ``xp`` is the array module,
+    ``norm`` its normal distribution; lam (B, T, N), noise_sd (N,)."""
     a_scan = np.exp(-1.0 / cfg.scan_rate_hz / cfg.tau_calcium_s)
-    var = np.asarray(noise_sd, np.float64) ** 2 * (1 + a_scan ** 2)
-    return var, cfg.event_threshold_sd * np.sqrt(var)
+    noise_var = xp.asarray(noise_sd) ** 2 * (1 + a_scan ** 2)
+    threshold = cfg.event_threshold_sd * xp.sqrt(noise_var)
+    out = 0.0
+    for ap, a2p, mp in zip(a, a2, m):        # a few phases: one (B, K, N) at a time
+        mu = xp.einsum("kt,btu->bku", ap, lam)
+        sd = xp.sqrt(xp.einsum("kt,btu->bku", a2p, lam) + noise_var)
+        z = (mu - threshold) / sd
+        rect = mu * norm.cdf(z) + sd * norm.pdf(z)  # E[X 1(X > threshold)], X ~ N(mu, sd^2)
+        out = out + xp.einsum("jk,bku->bju", mp, rect)
+    return out / len(a)
 
 
 def expected_observation(expected: np.ndarray, noise_sd: np.ndarray, frame_rate: float,
@@ -134,21 +146,12 @@ def expected_observation(expected: np.ndarray, noise_sd: np.ndarray, frame_rate:
     """
     from scipy.stats import norm
 
-    a, a2, m = observation_operator(expected.shape[1], frame_rate, cfg, n_phases)
-    noise_var, threshold = _noise_var(noise_sd, cfg)
-    lam = np.asarray(expected, np.float64)
-    out = np.zeros(expected.shape)
-    for ap, a2p, mp in zip(a, a2, m):
-        mu = np.einsum("kt,btu->bku", ap, lam)
-        sd = np.sqrt(np.einsum("kt,btu->bku", a2p, lam) + noise_var)
-        z = (mu - threshold) / sd
-        rect = mu * norm.cdf(z) + sd * norm.pdf(z)  # E[X 1(X > threshold)], X ~ N(mu, sd^2)
-        out += np.einsum("jk,bku->bju", mp, rect)
-    return (out / n_phases).astype(np.float32)
+    maps = observation_operator(expected.shape[1], frame_rate, cfg, n_phases)
+    out = _thresholded_mean(*maps, np.asarray(expected, np.float64), np.asarray(noise_sd, np.float64), cfg, np, norm)
+    return out.astype(np.float32)
 
 
-def expected_observation_jax(expected, noise_sd: np.ndarray, frame_rate: float, cfg: ObservationConfig,
-                             n_phases: int = 4):
+def expected_observation_jax(expected, noise_sd, frame_rate: float, cfg: ObservationConfig, n_phases: int = 4):
     """:func:`expected_observation` in JAX, float32: jit-able and differentiable in ``expected``
     (B, T, N), so in-silico experiments, MEIs included, can run on the planted neurons' expected
     *observed* activity (:class:`twin.simulate.truth.TruthModel` with ``response="observed"``).
@@ -156,13 +159,5 @@ def expected_observation_jax(expected, noise_sd: np.ndarray, frame_rate: float, 
     import jax.numpy as jnp
     from jax.scipy.stats import norm
 
-    a, a2, m = (jnp.asarray(v, jnp.float32) for v in observation_operator(expected.shape[1], frame_rate, cfg,
-                                                                            n_phases))
-    a_scan = float(np.exp(-1.0 / cfg.scan_rate_hz / cfg.tau_calcium_s))
-    noise_var = jnp.asarray(noise_sd, jnp.float32) ** 2 * (1 + a_scan ** 2)
-    threshold = cfg.event_threshold_sd * jnp.sqrt(noise_var)
-    mu = jnp.einsum("pkt,btu->pbku", a, expected)
-    sd = jnp.sqrt(jnp.einsum("pkt,btu->pbku", a2, expected) + noise_var)
-    z = (mu - threshold) / sd
-    rect = mu * norm.cdf(z) + sd * norm.pdf(z)
-    return jnp.einsum("pjk,pbku->bju", m, rect) / n_phases
+    maps = [jnp.asarray(v, jnp.float32) for v in observation_operator(expected.shape[1], frame_rate, cfg, n_phases)]
+    return _thresholded_mean(*maps, expected, jnp.asarray(noise_sd, jnp.float32), cfg, jnp, norm)

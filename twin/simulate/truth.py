@@ -71,11 +71,13 @@ class TruthModel:
                                  "the simulation's observation settings (needed for response='observed')", obs)
             self.observation = ObservationConfig(**obs)
 
+        obs_cfg, fr = self.observation, self.frame_rate
+
         def fwd(p, stim, run, pup, eye):
-            return neurons.respond(p, stim, run, pup, None if eye is None else eye * self._eye_scale, pm, psd)
+            rate = neurons.respond(p, stim, run, pup, None if eye is None else eye * self._eye_scale, pm, psd)
+            return rate if obs_cfg is None else expected_observation_jax(rate, p["noise_sd"], fr, obs_cfg)
 
         self._fwd = jax.jit(fwd)
-        self._observe = {}      # recording_id -> jitted expected observation of its neurons
 
     def recording_ids(self) -> list[str]:
         """Scans, in the order of the simulation."""
@@ -120,14 +122,7 @@ class TruthModel:
         pup = jnp.broadcast_to(jnp.asarray(behaviour.get("pupil", d["pupil"]), jnp.float32), (b, t))
         eye = behaviour.get("eye_position")
         eye = None if eye is None else jnp.broadcast_to(jnp.asarray(eye, jnp.float32), (b, t, 2))
-        rate = self._fwd(p, stimulus, run, pup, eye)
-        if self.observation is None:
-            return rate
-        if recording_id not in self._observe:
-            noise_sd = self.units(recording_id)["noise_sd"].to_numpy(np.float64)
-            cfg, fr = self.observation, self.frame_rate
-            self._observe[recording_id] = jax.jit(lambda r: expected_observation_jax(r, noise_sd, fr, cfg))
-        return self._observe[recording_id](rate)
+        return self._fwd(p, stimulus, run, pup, eye)
 
 
 def read_params(sim_dir: str | os.PathLike) -> dict[str, Any]:
