@@ -65,10 +65,47 @@ def test_waves_are_balanced_and_cover_every_unit_once(twin2):
     from twin.insilico.engine import plans, waves
 
     units = unit_table(twin2, twin2.recording_ids())
-    ws = waves(plans(twin2, units, "unit")[0], 8)
-    assert [w.cols.shape for w in ws] == [(1, 6), (1, 6)]     # 12 units in waves of <= 8: 2 x 6
-    rows = np.concatenate([w.rows[w.rows >= 0] for w in ws])
+    ps = plans(twin2, units, "unit")
+    assert [p.rows.shape for p in ps] == [(1, 5), (1, 7)]     # per-neuron inputs: a plan per scan
+    ws = [waves(p, 4) for p in ps]
+    assert [[w.cols.shape for w in pw] for pw in ws] == [[(1, 3), (1, 3)], [(1, 4), (1, 4)]]
+    rows = np.concatenate([w.rows[w.rows >= 0] for pw in ws for w in pw])
     assert sorted(rows) == list(range(12))
+    shared = plans(twin2, units, "stimulus")[0]                # shared stimuli: one plan of all
+    big = waves(shared, 8)
+    assert [w.cols.shape for w in big] == [(1, 6), (1, 6)]     # 12 units in waves of <= 8: 2 x 6
+    assert sorted(np.concatenate([w.rows[w.rows >= 0] for w in big])) == list(range(12))
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_twin_unit_plans_read_only_the_wanted_neurons_as_the_full_readout(members):
+    """A per-neuron input's response through ``fn_cols`` (only the wanted neurons' readouts) is
+    the full readout's column, for single twins and ensembles, for any neuron in any clip."""
+    import jax.numpy as jnp
+
+    from twin.insilico.common import unit_table
+    from twin.insilico.engine import plans
+    from twin.insilico.testing import random_twin
+    from twin.model.response import EnsembleResponseModel
+
+    tw = [random_twin((5, 7), seed=s, image_shape=(12, 16), burn_in=2) for s in range(members)]
+    model = tw[0] if members == 1 else EnsembleResponseModel(tw)
+    units = unit_table(model, model.recording_ids())
+    x = jnp.asarray(_clips(model, n=3))
+    for p in plans(model, units, "unit"):
+        assert p.fn_cols is not None
+        n = p.rows.shape[1]
+        cols = np.array([[0, n - 1], [n - 1, n - 1], [n // 2, 1]])
+        P = p.take(0)
+        got = np.asarray(p.columns()(P, x, jnp.asarray(cols)))
+        ref = np.take_along_axis(np.asarray(p.fn(P, x)), cols[:, None, :], axis=2)
+        assert got.shape == (3, x.shape[1], 2)
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+        # the columns are the scan's neurons in the unit table's order
+        rid = units["recording_id"][p.rows[0, 0]]
+        full = np.asarray(model.predict(np.asarray(x), rid))
+        ix = units["index"].to_numpy()[p.rows[0][cols[:, 0]]]
+        np.testing.assert_allclose(got[:, :, 0], full[np.arange(3), :, ix], rtol=1e-5, atol=1e-6)
 
 
 def test_mei_ascent_compiles_its_step_once_for_all_waves():

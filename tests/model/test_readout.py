@@ -248,3 +248,29 @@ def test_weight_patch_reads_the_map_around_the_position_and_moves_with_it():
     for bad in (2, 1, -3):
         with pytest.raises(ValueError, match="mask"):
             ScanReadout(3, 2, ModelConfig(core=CFG.core, readout=ReadoutConfig(mask=bad)), rng=np.random.default_rng(0))
+
+
+def test_readout_units_reads_only_the_wanted_neurons_as_the_full_readout():
+    """TwinModel.readout_units (the per-neuron inputs' readout, twin.insilico.engine) equals the
+    whole scan's readout gathered at each clip's neurons, whatever readout options are on: every
+    per-neuron parameter (extra components, surround, weight patch, cortical coordinates, the
+    modulator's output column) must be gathered with the neuron."""
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.uniform(0, 255, (3, 4, 8, 9)), jnp.float32)
+    idx = jnp.asarray([[0, 5], [3, 3], [4, 1]])
+    options = [dict(), dict(components=2, pooling=2), dict(components=2, pooling=2, surround=2.0),
+               dict(mask=3), dict(grid_predictor=True, pooling=2)]
+    for opts in options:
+        m = _model(**opts)
+        g, st = nnx.split(m)
+        # perturb every parameter, so zero-initialised parts (modulator, shifter, extra features,
+        # surround) take part and a parameter left ungathered shows
+        st = jax.tree.map(lambda a: a + 0.2 * jnp.asarray(rng.standard_normal(a.shape), a.dtype)
+                          if a.dtype == jnp.float32 and a.ndim else a, st)
+        m = nnx.merge(g, st)
+        f = m.features(x)
+        ref = jnp.take_along_axis(m.readout(f, "a-1-1"), idx[:, None, :], axis=2)
+        got = jax.jit(lambda f, i, m=m: m.readout_units(f, "a-1-1", i))(f, idx)
+        assert got.shape == (3, 4, 2)
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6, err_msg=str(opts))
+        assert float(jnp.abs(got[:, :, 0] - got[:, :, 1]).max()) > 1e-3 or bool((idx[:, 0] == idx[:, 1]).all())

@@ -10,7 +10,10 @@ Fast paths, chosen by what the model is (anything else goes through the protocol
 
 * **trained twins** (``twin.model``: single or ensemble): one core pass per stimulus serves the
   readouts of every scan; ensemble members are unrolled over their stacked parameters in one
-  trace (the ensemble mean). One group holds every unit (a readout is cheap next to the core).
+  trace (the ensemble mean). Shared stimuli: one plan, one group of every unit of every scan.
+  Per-neuron inputs (``mode="unit"``): one plan per scan whose ``fn_cols`` runs only the wanted
+  neurons' readouts (:meth:`twin.model.TwinModel.readout_units`), so an MEI step costs one core
+  pass and one readout per image whatever the scan's size.
 * **the simulator's planted neurons** (``twin.simulate.TruthModel``): neurons are independent
   functions of the stimulus, so a group is any subset of neurons of any scans (each scan's
   typical behaviour folded into a per-neuron gain). Shared stimuli use one group of every unit;
@@ -47,6 +50,20 @@ class Plan:
     rows: np.ndarray
     name: str
     cache: dict = field(default_factory=dict)
+    # optional fn_cols(params_g, stimulus (B, T, H, W), cols (B, M)) -> (B, T, M): clip b's
+    # response in columns cols[b] only (see :meth:`columns`)
+    fn_cols: Callable | None = None
+
+    def columns(self) -> Callable:
+        """``f(params_g, stimulus (B, T, H, W), cols (B, M) int) -> (B, T, M)``: columns
+        ``cols[b]`` of clip ``b``'s response. The plan's own ``fn_cols`` where it has one (a
+        trained twin reads only those neurons), else ``fn`` gathered."""
+        if self.fn_cols is not None:
+            return self.fn_cols
+        import jax.numpy as jnp
+
+        fn = self.fn
+        return lambda p, x, cols: jnp.take_along_axis(fn(p, x), cols[:, None, :], axis=2)
 
     @property
     def n_groups(self) -> int:
@@ -76,6 +93,12 @@ def _stack(trees: list) -> Any:
 
 
 # ---------------------------------------------------------------- trained twins
+# How a trained twin answers per-neuron inputs (``plans(..., "unit")``): "wanted" runs only the
+# wanted neurons' readouts (one plan per scan with ``fn_cols``); "all" runs every neuron's and
+# gathers (one plan of every unit, as before 2026-12-06; kept so benchmarks/insilico_scaling.py
+# can compare the two in one run).
+UNIT_READOUT = "wanted"
+
 def _twin_nets(model) -> list | None:
     """The nnx networks of a trained twin (single: [net]; ensemble: the members') or None."""
     members = getattr(model, "members", None)
@@ -89,7 +112,10 @@ def _twin_nets(model) -> list | None:
     return nets
 
 
-def _twin_plan(model, units: pd.DataFrame) -> Plan | None:
+def _twin_plan(model, units: pd.DataFrame, mode: str = "stimulus") -> list[Plan] | None:
+    """One plan of every unit (``"stimulus"`` mode), or one per scan whose ``fn_cols`` reads only
+    the wanted neurons' readouts (``"unit"`` mode: an input made for one neuron then costs one
+    core pass and one readout, however many neurons the scan has)."""
     nets = _twin_nets(model)
     if not nets:
         return None
@@ -105,22 +131,39 @@ def _twin_plan(model, units: pd.DataFrame) -> Plan | None:
         stacked = _stack([_stack(list(states))])          # (1 group, members, ...)
     except (TypeError, ValueError):
         return None
-    sel = [(rid, np.asarray(idx)) for rid, _, idx in by_scan(units)]
-    order = np.concatenate([rows for _, rows, _ in by_scan(units)])
 
-    def fn(params, x):
-        def one(st):
-            net = nnx.merge(gd, st)
-            f = net.features(x)
-            return jnp.concatenate([net.readout(f, rid)[..., idx] for rid, idx in sel], -1)
-
+    def members(params, one):
         # members one after the other in one trace (not vmap: on XLA CPU the vmapped core ran
         # 1.7x slower for a 3-member ensemble, 4.7 s vs 2.7 s per 8 x 60-frame batch, at the
-        # same memory)
+        # same memory); their mean
         n = jax.tree.leaves(params)[0].shape[0]
-        return sum(one(jax.tree.map(lambda a, i=i: a[i], params)) for i in range(n)) / n
+        return sum(one(nnx.merge(gd, jax.tree.map(lambda a, i=i: a[i], params))) for i in range(n)) / n
 
-    return Plan(fn, stacked, order[None].astype(np.int64), "twin")
+    def plan(sel: list, rows: np.ndarray, name: str) -> Plan:
+        def fn(params, x):
+            def one(net):
+                f = net.features(x)
+                return jnp.concatenate([net.readout(f, rid)[..., idx] for rid, idx in sel], -1)
+
+            return members(params, one)
+
+        fn_cols = None
+        if len(sel) == 1:
+            rid, idx = sel[0]
+            index = jnp.asarray(idx, jnp.int32)        # plan column -> the scan's readout neuron
+
+            def fn_cols(params, x, cols):
+                return members(params, lambda net: net.readout_units(net.features(x), rid, index[cols]))
+
+        return Plan(fn, stacked, rows[None].astype(np.int64), name, fn_cols=fn_cols)
+
+    if UNIT_READOUT not in ("wanted", "all"):
+        raise ValueError(f"engine.UNIT_READOUT must be 'wanted' or 'all', got {UNIT_READOUT!r}")
+    scans = list(by_scan(units))
+    if mode == "unit" and UNIT_READOUT == "wanted":
+        return [plan([(rid, np.asarray(idx))], rows, f"twin {rid}") for rid, rows, idx in scans]
+    return [plan([(rid, np.asarray(idx)) for rid, _, idx in scans],
+                 np.concatenate([rows for _, rows, _ in scans]), "twin")]
 
 
 # ---------------------------------------------------------------- planted neurons
@@ -229,16 +272,16 @@ def plans(model, units: pd.DataFrame, mode: str = "stimulus", chunk: int = 1) ->
         raise InputError(None, "units", "at least one neuron", 0)
     # cached per model and unit selection, so jitted functions (Plan.jit) are reused across
     # the experiments of a battery
-    key = (mode, int(chunk) if mode == "unit" else 0,
+    key = (mode, (int(chunk), UNIT_READOUT) if mode == "unit" else 0,
            hash(tuple(zip(units["recording_id"].astype(str), units["index"].astype(int)))))
     try:
         per_model = _PLANS.setdefault(model, {})
     except TypeError:   # not weak-referenceable: no cache
         per_model = {}
     if key not in per_model:
-        p = _twin_plan(model, units)
+        p = _twin_plan(model, units, mode)
         if p is not None:
-            per_model[key] = [p]
+            per_model[key] = p
         else:
             t = _truth_plan(model, units, mode, chunk)
             per_model[key] = t if t is not None else _generic_plans(model, units)
@@ -339,11 +382,11 @@ def own_response_fn(plan: Plan, burn_in: int, n_frames: int) -> Callable:
     import jax.numpy as jnp
 
     b = int(burn_in)
+    fc = plan.columns()
 
     def one(p, cols, c):
         clip = jnp.broadcast_to((c + 127.5)[:, None], (c.shape[0], n_frames) + c.shape[1:])
-        r = plan.fn(p, clip)[:, b:, :]
-        return jnp.take_along_axis(r, cols[:, None, None], axis=2)[:, :, 0].mean(1)
+        return fc(p, clip, cols[:, None])[:, b:, 0].mean(1)
 
     return jax.vmap(one)
 

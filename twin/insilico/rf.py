@@ -121,9 +121,11 @@ def gradient_maps(model, units: pd.DataFrame, cfg, seed: int, n_frames: int) -> 
         plan = wv.plan
 
         def build(plan=plan):
+            fc = plan.columns()
+
             def per_group(p, cols, bg):
                 def f(clip):
-                    return plan.fn(p, clip[None])[0, b:, :][:, cols].mean(0)
+                    return fc(p, clip[None], cols[None])[0, b:, :].mean(0)
 
                 return (jax.jacrev(f)(bg) ** 2).sum(1)                     # (m, H, W)
 

@@ -230,6 +230,35 @@ class ScanReadout(nnx.Module):
         ``model.readout.mask`` component 0 reads a weight patch instead and this stays unused)."""
         return jnp.tril(self.chol[...])
 
+    # parameters with one entry per neuron, by their path in the module, and the neuron axis
+    _PER_NEURON = {"mu": 0, "chol": 0, "features": 0, "bias": 0, "surround_features": 0,
+                   "mask_weights": 0, "cortical": 0}
+
+    def select_units(self, idx: jax.Array) -> "ScanReadout":
+        """A copy of this readout answering for neurons ``idx`` (M,) only, in that order: every
+        per-neuron parameter gathered (the extra components' and the modulator's output columns
+        too); the shifter, the modulator's hidden layer and the pooling points shared. Pure, so
+        it works under jit and vmap with a traced ``idx``: per-neuron inputs (MEIs, gradients)
+        read one neuron instead of the whole scan (:meth:`TwinModel.readout_units`)."""
+        gd, st = nnx.split(self)
+        last = None if self.modulator is None else len(self.modulator.layers) - 1
+
+        def axis(names: list) -> int | None:
+            if names[0] in self._PER_NEURON and len(names) == 2:        # (name, "value")
+                return self._PER_NEURON[names[0]]
+            if names[0] == "extra":
+                return 0
+            if names[0] == "modulator" and names[2] == last:
+                return 1 if names[3] == "kernel" else 0
+            return None
+
+        def pick(path, leaf):
+            names = [getattr(k, "key", getattr(k, "name", getattr(k, "idx", None))) for k in path]
+            ax = axis(names)
+            return leaf if ax is None else jnp.take(leaf, idx, axis=ax)
+
+        return nnx.merge(gd, jax.tree_util.tree_map_with_path(pick, st))
+
     def normalised_behaviour(self, behaviour: dict | None, b: int, t: int) -> jax.Array:
         """(B, T, 4) z-scored [running, pupil, eye_x, eye_y]; zeros (the mean state) if None."""
         if behaviour is None:

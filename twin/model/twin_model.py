@@ -69,6 +69,19 @@ class TwinModel(nnx.Module):
         out, gain = self.readouts[recording_id](features, behaviour, key)
         return (jax.nn.elu(out) + 1.0) * gain
 
+    def readout_units(self, features: jax.Array, recording_id: str, units: jax.Array) -> jax.Array:
+        """Evaluation-mode rates (B, T, M) of scan ``recording_id``'s neurons ``units`` (B, M):
+        clip ``b`` of ``features`` (B, T, H, W, C) answered by its own neurons ``units[b]``, at
+        the mean behavioural state. Equal to ``readout(features, recording_id)`` gathered at
+        ``units`` (to float rounding), at a cost that grows with M, not with the scan's neurons."""
+        ro = self.readouts[recording_id]
+
+        def one(f, idx):
+            out, gain = ro.select_units(idx)(f[None])
+            return ((jax.nn.elu(out) + 1.0) * gain)[0]
+
+        return jax.vmap(one)(features, jnp.asarray(units, jnp.int32))
+
     def __call__(self, stimulus: jax.Array, recording_id: str,
                  behaviour: Mapping[str, jax.Array] | None = None, key: jax.Array | None = None) -> jax.Array:
         return self.readout(self.features(stimulus), recording_id, behaviour, key)
