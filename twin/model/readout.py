@@ -230,9 +230,9 @@ class ScanReadout(nnx.Module):
         ``model.readout.mask`` component 0 reads a weight patch instead and this stays unused)."""
         return jnp.tril(self.chol[...])
 
-    # parameters with one entry per neuron, by their path in the module, and the neuron axis
-    _PER_NEURON = {"mu": 0, "chol": 0, "features": 0, "bias": 0, "surround_features": 0,
-                   "mask_weights": 0, "cortical": 0}
+    # the module's own parameters with one entry per neuron on axis 0 (besides ``extra``'s and the
+    # modulator's output layer)
+    _PER_NEURON = frozenset({"mu", "chol", "features", "bias", "surround_features", "mask_weights", "cortical"})
 
     def select_units(self, idx: jax.Array) -> "ScanReadout":
         """A copy of this readout answering for neurons ``idx`` (M,) only, in that order: every
@@ -245,7 +245,7 @@ class ScanReadout(nnx.Module):
 
         def axis(names: list) -> int | None:
             if names[0] in self._PER_NEURON and len(names) == 2:        # (name, "value")
-                return self._PER_NEURON[names[0]]
+                return 0
             if names[0] == "extra":
                 return 0
             if names[0] == "modulator" and names[2] == last:
@@ -257,7 +257,9 @@ class ScanReadout(nnx.Module):
             ax = axis(names)
             return leaf if ax is None else jnp.take(leaf, idx, axis=ax)
 
-        return nnx.merge(gd, jax.tree_util.tree_map_with_path(pick, st))
+        sub = nnx.merge(gd, jax.tree_util.tree_map_with_path(pick, st))
+        sub.n_units = int(idx.shape[0])
+        return sub
 
     def normalised_behaviour(self, behaviour: dict | None, b: int, t: int) -> jax.Array:
         """(B, T, 4) z-scored [running, pupil, eye_x, eye_y]; zeros (the mean state) if None."""
