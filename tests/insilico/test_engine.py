@@ -77,6 +77,40 @@ def test_waves_are_balanced_and_cover_every_unit_once(twin2):
     assert sorted(np.concatenate([w.rows[w.rows >= 0] for w in big])) == list(range(12))
 
 
+def _output_shapes(jaxpr):
+    """Shapes of every value a jaxpr computes, nested jaxprs (jit, vmap bodies) included."""
+    for e in jaxpr.eqns:
+        for v in e.outvars:
+            yield tuple(getattr(v.aval, "shape", ()))
+        for val in e.params.values():
+            for sub in (val if isinstance(val, (list, tuple)) else [val]):
+                sub = getattr(sub, "jaxpr", sub)
+                if hasattr(sub, "eqns"):
+                    yield from _output_shapes(sub)
+
+
+def test_twin_unit_plans_compute_no_readout_of_the_whole_scan():
+    """The point of ``fn_cols``: an input made for one neuron computes no (.., n_scan) readout
+    value, where the full readout gathered afterwards computes many."""
+    import jax
+    import jax.numpy as jnp
+
+    from twin.insilico.common import unit_table
+    from twin.insilico.engine import Plan, plans
+    from twin.insilico.testing import random_twin
+
+    m = random_twin((37, 5), seed=0, image_shape=(12, 16), burn_in=2)     # 37: no other axis has it
+    p = plans(m, unit_table(m, m.recording_ids()), "unit")[0]
+    assert p.rows.shape == (1, 37)
+    args = (p.take(0), jnp.zeros((3, 4, 12, 16), jnp.float32), jnp.zeros((3, 2), jnp.int32))
+
+    def scan_wide(f):
+        return [s for s in _output_shapes(jax.make_jaxpr(f)(*args).jaxpr) if len(s) >= 3 and s[-1] == 37]
+
+    assert scan_wide(p.columns()) == []
+    assert len(scan_wide(Plan(p.fn, p.params, p.rows, p.name).columns())) > 0     # the gathered path
+
+
 @pytest.mark.parametrize("members", [1, 2])
 def test_twin_unit_plans_read_only_the_wanted_neurons_as_the_full_readout(members):
     """A per-neuron input's response through ``fn_cols`` (only the wanted neurons' readouts) is

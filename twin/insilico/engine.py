@@ -206,17 +206,10 @@ def _truth_plan(model, units: pd.DataFrame, mode: str, chunk: int) -> list[Plan]
         p["_gain"] = t["_gain"].to_numpy(np.float32)
         return p
 
-    observation = getattr(model, "observation", None)     # response="observed": expected observation
-
     def fn(p, x):
         b, t = x.shape[:2]
         r = neurons.respond(p, x, jnp.zeros((b, t), jnp.float32), jnp.full((b, t), pm, jnp.float32), None, pm, psd)
-        r = r * p["_gain"]
-        if observation is not None:
-            from twin.simulate.observation import expected_observation_jax
-
-            r = expected_observation_jax(r, p["noise_sd"], model.frame_rate, observation)
-        return r
+        return model.observe(r * p["_gain"], p["noise_sd"])     # rates, or their expected observation
 
     if mode == "stimulus":
         return [Plan(fn, _stack([build(table)]), table["_row"].to_numpy(np.int64)[None], "truth")]

@@ -71,13 +71,19 @@ class TruthModel:
                                  "the simulation's observation settings (needed for response='observed')", obs)
             self.observation = ObservationConfig(**obs)
 
-        obs_cfg, fr = self.observation, self.frame_rate
-
         def fwd(p, stim, run, pup, eye):
             rate = neurons.respond(p, stim, run, pup, None if eye is None else eye * self._eye_scale, pm, psd)
-            return rate if obs_cfg is None else expected_observation_jax(rate, p["noise_sd"], fr, obs_cfg)
+            return self.observe(rate, p["noise_sd"])
 
         self._fwd = jax.jit(fwd)
+
+    def observe(self, rate, noise_sd):
+        """What this model answers for planted rates (B, T, N) of neurons with fluorescence noise
+        ``noise_sd`` (N,): the rates themselves, or with ``response="observed"`` their expected
+        observation (:func:`twin.simulate.observation.expected_observation_jax`). JAX, jit-able."""
+        if self.observation is None:
+            return rate
+        return expected_observation_jax(rate, noise_sd, self.frame_rate, self.observation)
 
     def recording_ids(self) -> list[str]:
         """Scans, in the order of the simulation."""
