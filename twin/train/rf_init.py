@@ -43,11 +43,13 @@ def ridge_corr_maps(features: np.ndarray, responses: np.ndarray, ridge: float = 
       (P, N) in-sample Pearson correlations (0 where a neuron or a cell is constant).
     """
     c = features.shape[2]
-    x = np.moveaxis(features - features.mean(0, keepdims=True), 1, 0).astype(np.float32)   # (P, M, C)
+    f = np.asarray(features, np.float32)
+    # (P, C, M) contiguous, so that both products below are BLAS matmuls (einsum was 3x slower)
+    x = np.ascontiguousarray(np.moveaxis(f - f.mean(0, keepdims=True), 0, 2))
     y = (responses - responses.mean(0, keepdims=True)).astype(np.float32)
-    gram = np.einsum("pmc,pmd->pcd", x, x).astype(np.float64)                             # (P, C, C)
+    gram = np.matmul(x, x.transpose(0, 2, 1)).astype(np.float64)                          # (P, C, C)
     scale = np.trace(gram, axis1=1, axis2=2)[:, None, None] / c
-    xy = np.einsum("pmc,mn->pcn", x, y).astype(np.float64)                                 # (P, C, N)
+    xy = (x.reshape(-1, x.shape[2]) @ y).reshape(x.shape[0], c, -1).astype(np.float64)    # (P, C, N)
     w = np.linalg.solve(gram + ridge * np.maximum(scale, 1e-12) * np.eye(c)[None], xy)     # (P, C, N)
     # corr(x w, y) from Gram statistics: cov = w' X'y, var(pred) = w' X'X w
     num = np.einsum("pcn,pcn->pn", w, xy)
@@ -56,21 +58,11 @@ def ridge_corr_maps(features: np.ndarray, responses: np.ndarray, ridge: float = 
     return np.where(den > 1e-12, num / np.maximum(den, 1e-12), 0.0)
 
 
-def energy_features(stimulus: np.ndarray, pixel_size_deg: float, pool: int = 2) -> np.ndarray:
-    """Local oriented energy: stimulus (B, T, H, W) grey levels -> (B, T, H//pool, W//pool, C)
-    with C = 2 spatial frequencies x 8 orientations of quadrature Gabor energy."""
-    from scipy.signal import fftconvolve
-
-    b, t, h, w = stimulus.shape
-    x = (np.asarray(stimulus, np.float32) - 127.5) / 64.0
-    x = x[:, :, : h // pool * pool, : w // pool * pool]
-    x = x.reshape(b, t, h // pool, pool, w // pool, pool).mean((3, 5))
-    hh, ww = x.shape[2:]
-    flat = x.reshape(-1, hh, ww)
-    pix = pixel_size_deg * pool
-    r = 4
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1] * pix
-    out = []
+def gabor_bank(pixel_deg: float, radius: int = 4) -> np.ndarray:
+    """(2r+1, 2r+1, 2 x SFs x orientations) quadrature Gabor pairs (even, odd interleaved) on a
+    grid of ``pixel_deg`` degrees per pixel; the even filters have zero mean."""
+    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1] * pixel_deg
+    bank = []
     for sf in SFS_CPD:
         sigma = 0.25 / sf
         env = np.exp(-(xx ** 2 + yy ** 2) / (2 * sigma ** 2))
@@ -78,11 +70,40 @@ def energy_features(stimulus: np.ndarray, pixel_size_deg: float, pool: int = 2) 
             u = xx * np.cos(th) + yy * np.sin(th)
             even = env * np.cos(2 * np.pi * sf * u)
             even -= env * even.sum() / env.sum()
-            odd = env * np.sin(2 * np.pi * sf * u)
-            a = fftconvolve(flat, even[None], mode="same")
-            o = fftconvolve(flat, odd[None], mode="same")
-            out.append(np.sqrt(a ** 2 + o ** 2).reshape(b, t, hh, ww))
-    return np.stack(out, -1).astype(np.float32)
+            bank += [even, env * np.sin(2 * np.pi * sf * u)]
+    return np.stack(bank, -1)
+
+
+def energy_features(stimulus: np.ndarray, pixel_size_deg: float, pool: int = 2, chunk: int = 2048) -> np.ndarray:
+    """Local oriented energy: stimulus (B, T, H, W) grey levels -> (B, T, H//pool, W//pool, C)
+    with C = 2 spatial frequencies x 8 orientations of quadrature Gabor energy (zero padding at
+    the edges). One XLA convolution of ``chunk`` frames at a time with the whole bank: on the
+    demo's scans (20,000 frames of 18 x 32) about 5x faster than an FFT convolution per filter."""
+    import jax
+    import jax.numpy as jnp
+
+    b, t, h, w = stimulus.shape
+    x = (np.asarray(stimulus, np.float32) - 127.5) / 64.0
+    x = x[:, :, : h // pool * pool, : w // pool * pool]
+    x = x.reshape(b, t, h // pool, pool, w // pool, pool).mean((3, 5))
+    hh, ww = x.shape[2:]
+    flat = x.reshape(-1, hh, ww, 1)
+    bank = jnp.asarray(gabor_bank(pixel_size_deg * pool)[:, :, None, :], jnp.float32)       # HWIO
+
+    @jax.jit
+    def energy(z):
+        out = jax.lax.conv_general_dilated(z, bank, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jnp.sqrt(jnp.sum(out.reshape(out.shape[:3] + (-1, 2)) ** 2, -1))
+
+    chunk = min(chunk, len(flat))
+    out = np.empty((len(flat), hh, ww, bank.shape[3] // 2), np.float32)
+    for i in range(0, len(flat), chunk):
+        z = flat[i:i + chunk]
+        n = len(z)
+        if n < chunk:                          # one compiled shape: the last chunk padded
+            z = np.concatenate([z, np.zeros((chunk - n,) + z.shape[1:], z.dtype)])
+        out[i:i + n] = np.asarray(energy(z))[:n]
+    return out.reshape(b, t, hh, ww, -1)
 
 
 def pool_over_cortex(maps: np.ndarray, cortical_xy: np.ndarray, pool_um: float) -> np.ndarray:
