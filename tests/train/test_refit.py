@@ -245,7 +245,7 @@ def test_set_feature_weights_is_the_inverse_of_feature_weights(readout):
 def test_folds_fitted_side_by_side_match_each_fold_fitted_alone():
     from twin.train.refit import _glm_functions
 
-    objective, curvature, fit, relax = _glm_functions()
+    objective, curvature, fit, relax, _ = _glm_functions()
     rng = np.random.default_rng(5)
     n, f, p = 3, 60, 5
     x = rng.normal(size=(n, f, p)).astype(np.float32)
@@ -281,7 +281,7 @@ def test_quasi_poisson_fit_reaches_a_stationary_point_of_its_own_loss():
 
     from twin.train.refit import _glm_functions
 
-    objective, curvature, fit, _ = _glm_functions()
+    objective, curvature, fit, _, _ = _glm_functions()
     rng = np.random.default_rng(7)
     n, f, p = 2, 400, 4
     x = rng.normal(size=(n, f, p)).astype(np.float32)
@@ -317,3 +317,34 @@ def test_refit_names_the_scratch_folder_when_its_disk_is_too_small(tmp_path, mon
     with pytest.raises(InputError, match="refit.scratch_dir"):
         refit_readouts(m, {RID: data}, 2, cfg, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fold_curvature_from_one_pass_is_each_folds_fisher_information():
+    """fold_curvature: every fold's fit information from one pass over the design (the held-out
+    parts' information summed, less the fold's own) equals curvature() of the K fits at the same
+    parameters, frames outside ``valid`` left out; the total is all valid frames' information.
+    A final fit with that fixed total reaches the exact Fisher-scoring fit's loss."""
+    from twin.train.refit import _glm_functions
+
+    objective, curvature, fit, _, fold_curvature = _glm_functions()
+    rng = np.random.default_rng(11)
+    n, f, p, k = 3, 90, 5, 3
+    x = rng.normal(size=(n, f, p)).astype(np.float32)
+    x[..., -1] = 1.0
+    y = rng.poisson(1.0, (n, f)).astype(np.float32)
+    g = rng.uniform(0.5, 1.5, (n, f)).astype(np.float32)
+    q = jnp.asarray([0.0, 0.3, 1.0], jnp.float32)
+    valid = rng.uniform(size=f) > 0.2
+    fold = (np.arange(f) // 6) % k                       # folds of 6-frame "trials"
+    th = jnp.asarray(rng.normal(size=(n, p)) * 0.2, jnp.float32)
+    fits, total = fold_curvature(x, y, g, q, valid, th, [np.flatnonzero(valid & (fold == i)) for i in range(k)])
+    masks = jnp.asarray(np.stack([valid & (fold != i) for i in range(k)], 1), jnp.float32)
+    want = curvature(x, y, g, q, masks, jnp.broadcast_to(th[:, None], (n, k, p)))
+    np.testing.assert_allclose(fits, want, rtol=2e-5, atol=1e-6)
+    all_m = jnp.asarray(valid[:, None], jnp.float32)
+    np.testing.assert_allclose(total, curvature(x, y, g, q, all_m, th[:, None]), rtol=2e-5, atol=1e-6)
+    lam = jnp.full((n, 1), 0.1, jnp.float32)
+    exact = objective(x, y, g, q, all_m, fit(x, y, g, q, all_m, th[:, None], lam, 10), lam)
+    fixed = objective(x, y, g, q, all_m, fit(x, y, g, q, all_m, th[:, None], lam, 10, total), lam)
+    np.testing.assert_allclose(fixed, exact, rtol=1e-5)
+    assert float(jnp.abs(fits[:, 0] - fits[:, 1]).max()) > 1e-3      # the folds really differ
