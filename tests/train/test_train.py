@@ -309,3 +309,47 @@ def test_transfer_from_an_ensemble_gives_one_member_per_source_core(rec_dir, tmp
     with pytest.raises(InputError, match="seeds"):
         train(replace(tiny_config(rec_dir, include=("7-1-3",)), seeds=[5]), tmp_path / "bad",
               from_run=src, freeze=("core",), progress=False)
+
+
+def _with_processes(cfg, n):
+    return replace(cfg, train=replace(cfg.train, member_processes=n))
+
+
+def test_members_trained_in_parallel_processes_equal_members_trained_in_turn(rec_dir, tmp_path):
+    """train.member_processes = 2: each member in its own process on its own core share gives the
+    parameters the members get one after the other; stopped part-way (stop_after) both members are
+    left resumable, and the resumed ensemble is the same again."""
+    cfg = replace(tiny_config(rec_dir, steps=4, eval_every=2), seeds=[0, 1])
+    seq = train(cfg, tmp_path / "seq", progress=False)
+    par = tmp_path / "par"
+    train(_with_processes(cfg, 2), par, progress=False, stop_after=2)      # checkpoint at step 2
+    assert not (par / "model.json").exists()
+    assert [len((par / f"seed_{s}" / "metrics.jsonl").read_text().splitlines()) for s in (0, 1)] == [2, 2]
+    train(_with_processes(cfg, 2), par, progress=False)
+    assert json.loads((par / "model.json").read_text())["members"] == ["seed_0", "seed_1"]
+    for s in (0, 1):
+        for a, b in zip(_leaves(seq / f"seed_{s}"), _leaves(par / f"seed_{s}")):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_members_input_error_in_its_process_is_raised_by_the_parent(rec_dir, tmp_path):
+    """A member's own error (here: its unfinished run directory holds another config) reaches the
+    caller as the same InputError, naming the member's directory and field; a negative process count
+    is refused up front."""
+    cfg = replace(tiny_config(rec_dir, steps=2, eval_every=2), seeds=[0, 1])
+    out = tmp_path / "ens"
+    train(tiny_config(rec_dir, lr=0.5), out / "seed_1", progress=False, stop_after=1)
+    with pytest.raises(InputError, match="seed_1.*config"):
+        train(_with_processes(cfg, 2), out, progress=False)
+    with pytest.raises(InputError, match="train.member_processes"):
+        train(_with_processes(cfg, -1), tmp_path / "bad", progress=False)
+
+
+def test_core_shares_split_the_cores_contiguously():
+    from twin.train.members import core_shares, member_processes
+
+    assert core_shares(2, [0, 1, 2, 3, 4]) == [[0, 1], [2, 3, 4]]
+    assert core_shares(2, [0, 1]) == [[0], [1]]
+    assert core_shares(3, [5]) == [[5], [5], [5]]
+    assert member_processes(3, 2, False) == 2 and member_processes(2, 1, False) == 1
+    assert member_processes(0, 4, True) == 1

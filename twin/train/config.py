@@ -47,6 +47,9 @@ class OptimConfig:
     # of metrics.jsonl is then this loss.
     variance_floor: float = 0.0
     distributed: bool = False         # call jax.distributed.initialize() (multi-host)
+    # ensembles: members trained side by side in this many processes, each pinned to its share of the
+    # CPU cores (twin.train.members); 0 = as many as members and cores allow, on a CPU backend
+    member_processes: int = 1
 
     def variance_floor_problem(self) -> str | None:
         """What ``variance_floor`` should be when it is invalid (negative or NaN), else None."""

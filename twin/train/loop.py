@@ -55,6 +55,7 @@ from twin.train import run_dir as rd
 from twin.train.config import TrainConfig
 from twin.train.data import (ScanData, load_scan, resolve_recordings, sample_batch, scan_spec,
                              step_rng, stimulus_stats)
+from twin.train.members import member_processes, train_in_processes
 
 FREEZABLE = ("core",)
 
@@ -286,6 +287,9 @@ def train(config: TrainConfig | str | os.PathLike, out_dir: str | os.PathLike, *
         raise InputError(config_path, f"refit.{problem[0]}", problem[1], repr(problem[2]))
     if (expected := config.train.variance_floor_problem()) is not None:
         raise InputError(config_path, "train.variance_floor", expected, repr(config.train.variance_floor))
+    if config.train.member_processes < 0:
+        raise InputError(config_path, "train.member_processes", ">= 0 (0 = one per member and core)",
+                         config.train.member_processes)
     bad = [f for f in freeze if f not in FREEZABLE]
     if bad:
         raise InputError(None, "--freeze", f"one of {list(FREEZABLE)}", bad[0])
@@ -353,15 +357,22 @@ def _train_ensemble(cfg, out_dir, sources, freeze, force, progress, stop_after) 
         raise InputError(out_dir, "run directory", "a new or unfinished run (use --force to retrain)",
                          "a finished ensemble")
     out_dir.mkdir(parents=True, exist_ok=True)
-    members = []
-    for i, s in enumerate(cfg.seeds):
-        member = out_dir / f"seed_{s}"
-        one = replace(cfg, seed=int(s), seeds=[])
-        if not (rd.is_finished(member) and not force):
-            _train_one(one, member, None if sources is None else sources[i], freeze, force, progress, stop_after)
-            if not rd.is_finished(member):
+    members = [out_dir / f"seed_{s}" for s in cfg.seeds]
+    jobs = [(replace(cfg, seed=int(s), seeds=[]), member, None if sources is None else sources[i], freeze, force,
+             stop_after) for i, (s, member) in enumerate(zip(cfg.seeds, members))
+            if not (rd.is_finished(member) and not force)]
+    distributed = cfg.train.distributed or os.environ.get("TWIN_DISTRIBUTED") == "1"
+    processes = member_processes(cfg.train.member_processes, len(jobs), distributed)
+    if processes > 1:
+        train_in_processes(jobs, processes, cfg.train.steps, progress)
+    else:
+        for job in jobs:
+            _train_one(*job[:5], progress, job[5])
+            if not rd.is_finished(job[1]):
                 return out_dir  # stopped early (stop_after): resumable
-        members.append(member.name)
+    if not all(rd.is_finished(m) for m in members):
+        return out_dir          # stopped early (stop_after): resumable
+    members = [m.name for m in members]
     write_text_atomic(out_dir / "config.toml", rd.to_toml(to_dict(cfg)))
     rd.write_json(out_dir / "model.json", {"kind": "ensemble", "members": members, "finished": True})
     return out_dir
