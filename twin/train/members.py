@@ -80,7 +80,8 @@ def _thread_env(n: int):
 
 def _worker(cores: list[int], jobs: list[tuple], results) -> None:
     """Child process: pin to ``cores``, then train each job (``_train_one``'s arguments but
-    progress) in turn; put ("ok", dir) or ("error", kind, fields) per job on ``results``."""
+    progress) in turn, putting ("ok", dir) on ``results`` for each; on an error put ("input", dir,
+    the InputError's fields) or ("error", dir, message) and stop."""
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setaffinity(0, cores)
     from twin.errors import InputError
