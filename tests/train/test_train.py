@@ -315,17 +315,29 @@ def _with_processes(cfg, n):
     return replace(cfg, train=replace(cfg.train, member_processes=n))
 
 
-def test_members_trained_in_parallel_processes_equal_members_trained_in_turn(rec_dir, tmp_path):
+def test_members_trained_in_parallel_processes_equal_members_trained_in_turn(rec_dir, tmp_path, monkeypatch):
     """train.member_processes = 2: each member in its own process on its own core share gives the
     parameters the members get one after the other; stopped part-way (stop_after) both members are
     left resumable, and the resumed ensemble is the same again."""
+    import twin.train.loop as loop
+
+    calls = []
+    real = loop.train_in_processes
+
+    def spy(jobs, n, *rest):
+        calls.append((len(jobs), n))
+        return real(jobs, n, *rest)
+
+    monkeypatch.setattr(loop, "train_in_processes", spy)
     cfg = replace(tiny_config(rec_dir, steps=4, eval_every=2), seeds=[0, 1])
     seq = train(cfg, tmp_path / "seq", progress=False)
+    assert calls == []                                                     # the default: members in turn
     par = tmp_path / "par"
     train(_with_processes(cfg, 2), par, progress=False, stop_after=2)      # checkpoint at step 2
     assert not (par / "model.json").exists()
     assert [len((par / f"seed_{s}" / "metrics.jsonl").read_text().splitlines()) for s in (0, 1)] == [2, 2]
     train(_with_processes(cfg, 2), par, progress=False)
+    assert calls == [(2, 2), (2, 2)]                                        # both runs in two processes
     assert json.loads((par / "model.json").read_text())["members"] == ["seed_0", "seed_1"]
     for s in (0, 1):
         for a, b in zip(_leaves(seq / f"seed_{s}"), _leaves(par / f"seed_{s}")):
