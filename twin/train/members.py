@@ -2,10 +2,9 @@
 
 On a CPU, XLA runs each of a twin's small convolutions on all cores, and the cores are far from
 fully used: on the 2-core development machine the demo's training step took 1.19 s on both cores
-and 1.72 s on one (2026-12-06), so two members on one core each make 2 steps per 1.72 s where
-one after the other they make 2 per 2.38 s. The start-up (reading the scans, the energy start
-of the readout positions) and the readout refit, which are mostly single-threaded NumPy, overlap
-as well.
+and 1.72 s on one (2026-12-06). Side by side, one core each, two members' steps took 1.90 and
+1.96 s in make demo (they share the memory system): two steps per ~1.93 s where one after the
+other they take two per 2.38 s. The start-ups and the readout refits overlap as well.
 
 ``train.member_processes`` chooses how many processes share the members (round robin, each
 member still its own run directory, checkpoints and resume); 0 picks as many as there are
