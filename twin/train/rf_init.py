@@ -12,7 +12,7 @@ whose local energies at each cell of a coarse grid are the features; a ridge reg
 neuron's training responses (frames after burn-in, stimulus 1-2 frames earlier) on the features
 of each cell gives a correlation map, smoothed over neighbouring cells, and its peak is the
 initial position. On the default mouse (seed 0) this puts 30% / 36% of the neurons of scans 1 / 2
-within one RF sigma of the planted centre (scan 1: median distance 23 deg) at ~6 s per scan.
+within one RF sigma of the planted centre (scan 1: median distance 23 deg).
 
 Retinotopy makes neighbours in cortex see neighbouring parts of the visual field, so when the
 scan's units carry cortical coordinates (``cortical_x`` / ``cortical_y``, um) each neuron's map
@@ -77,8 +77,8 @@ def gabor_bank(pixel_deg: float, radius: int = 4) -> np.ndarray:
 def energy_features(stimulus: np.ndarray, pixel_size_deg: float, pool: int = 2, chunk: int = 2048) -> np.ndarray:
     """Local oriented energy: stimulus (B, T, H, W) grey levels -> (B, T, H//pool, W//pool, C)
     with C = 2 spatial frequencies x 8 orientations of quadrature Gabor energy (zero padding at
-    the edges). One XLA convolution of ``chunk`` frames at a time with the whole bank: on the
-    demo's scans (20,000 frames of 18 x 32) about 5x faster than an FFT convolution per filter."""
+    the edges). One XLA convolution of ``chunk`` frames at a time with the whole bank: on 1,000 random frames
+    (2026-12-06, cores shared) 0.6 s against 3.2 s for an FFT convolution per filter."""
     import jax
     import jax.numpy as jnp
 
