@@ -245,7 +245,7 @@ def test_set_feature_weights_is_the_inverse_of_feature_weights(readout):
 def test_folds_fitted_side_by_side_match_each_fold_fitted_alone():
     from twin.train.refit import _glm_functions
 
-    objective, curvature, fit, relax, _ = _glm_functions()
+    objective, curvature, fit, relax, *_ = _glm_functions()
     rng = np.random.default_rng(5)
     n, f, p = 3, 60, 5
     x = rng.normal(size=(n, f, p)).astype(np.float32)
@@ -281,7 +281,7 @@ def test_quasi_poisson_fit_reaches_a_stationary_point_of_its_own_loss():
 
     from twin.train.refit import _glm_functions
 
-    objective, curvature, fit, _, _ = _glm_functions()
+    objective, curvature, fit, *_ = _glm_functions()
     rng = np.random.default_rng(7)
     n, f, p = 2, 400, 4
     x = rng.normal(size=(n, f, p)).astype(np.float32)
@@ -326,7 +326,7 @@ def test_fold_curvature_from_one_pass_is_each_folds_fisher_information():
     A final fit with that fixed total reaches the exact Fisher-scoring fit's loss."""
     from twin.train.refit import _glm_functions
 
-    objective, curvature, fit, _, fold_curvature = _glm_functions()
+    objective, curvature, fit, _, fold_curvature, _ = _glm_functions()
     rng = np.random.default_rng(11)
     n, f, p, k = 3, 90, 5, 3
     x = rng.normal(size=(n, f, p)).astype(np.float32)
@@ -348,3 +348,23 @@ def test_fold_curvature_from_one_pass_is_each_folds_fisher_information():
     fixed = objective(x, y, g, q, all_m, fit(x, y, g, q, all_m, th[:, None], lam, 10, total), lam)
     np.testing.assert_allclose(fixed, exact, rtol=1e-5)
     assert float(jnp.abs(fits[:, 0] - fits[:, 1]).max()) > 1e-3      # the folds really differ
+
+
+def test_penalties_fitted_together_are_each_penalty_fitted_alone_from_the_trained_readout():
+    """``cv_together``: every penalty's folds are fitted side by side from the trained readout, so
+    each column of the held-out losses is what a grid of that one penalty gives, read from the
+    fits' own predictors instead of another pass over the design; the chained grid (each penalty
+    started from the last one's fit) gives other numbers with as few steps."""
+    lams = [0.1, 1.0, 10.0]
+    base = RefitConfig(enabled=True, folds=3, penalties=lams, cv_iterations=3, iterations=5)
+    m, data, _ = _planted_scan()
+    got = refit_scan(m, RID, data, burn_in=2, cfg=RefitConfig(**{**base.__dict__, "cv_together": True}))
+    alone = refit_scan(_planted_scan()[0], RID, data, burn_in=2, cfg=RefitConfig(**{**base.__dict__, "penalties": [1.0]}))
+    np.testing.assert_allclose(got["cv_loss"][:, 1], alone["cv_loss"][:, 0], rtol=2e-5)
+    chained = refit_scan(_planted_scan()[0], RID, data, burn_in=2, cfg=base)
+    np.testing.assert_allclose(got["cv_loss"][:, 0], chained["cv_loss"][:, 0], rtol=2e-5)   # both from the start
+    assert np.abs(got["cv_loss"][:, 1:] / chained["cv_loss"][:, 1:] - 1).max() > 1e-4
+    n = len(got["penalty"])
+    np.testing.assert_allclose(got["cv_loss"][np.arange(n), np.searchsorted(np.float32(lams), got["penalty"])],
+                               got["cv_loss"].min(1))
+    assert (got["train_loss_after"] < got["train_loss_before"]).all()
