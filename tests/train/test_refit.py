@@ -368,3 +368,18 @@ def test_penalties_fitted_together_are_each_penalty_fitted_alone_from_the_traine
     np.testing.assert_allclose(got["cv_loss"][np.arange(n), np.searchsorted(np.float32(lams), got["penalty"])],
                                got["cv_loss"].min(1))
     assert (got["train_loss_after"] < got["train_loss_before"]).all()
+
+
+def test_blocks_fitted_together_leave_room_for_every_penalty_and_folds_curvature():
+    """With ``cv_together`` a block holds penalties x folds (P x P) curvatures (three copies) besides
+    its design, so a short recording's blocks shrink instead of outgrowing ``max_block_mb``."""
+    from twin.train.refit import _block_size
+
+    data = ScanData(RID, np.zeros((40, 50, 1, 1), np.uint8), np.zeros((40, 50, 1000), np.float32),
+                    *(np.zeros((40, 50)),) * 2, np.zeros((40, 50, 2)), np.full(40, 50))
+    cfg = RefitConfig(penalties=[0.03, 0.1, 0.3, 1.0, 3.0], max_block_mb=500.0)
+    chained = _block_size(data, 5, 192, cfg)
+    together = _block_size(data, 5, 192, RefitConfig(**{**cfg.__dict__, "cv_together": True}))
+    design = 40 * 45 * 193 * 4
+    assert chained == 500 * 2 ** 20 // design
+    assert together * (design + 3 * 25 * 193 ** 2 * 4) <= 500 * 2 ** 20 < (together + 1) * (design + 3 * 25 * 193 ** 2 * 4)

@@ -42,10 +42,13 @@ carries penalties x folds columns instead of folds, but on a CPU it costs little
 design is read from memory either way. Measured on one scan of a 300-step demo twin (200
 neurons, 960 training trials, 43,200 frames, 193 columns; alone on the 2 cores, 2026-12-07): the
 scan's whole refit, design included (about 130 s of it), 308 s chained, 226 s together (4 steps
-each), with the same penalty for 199 of 200 neurons, mean held-out loss at the chosen penalty
+each; 240 s with the blocks of 11 neurons instead of 15 that leave room for the 25 curvatures,
+the same fits), with the same penalty for 199 of 200 neurons, mean held-out loss at the chosen penalty
 0.912406 vs 0.912405, validation correlation 0.20356 vs 0.20354; 6 steps together took 263 s
 (0.20349). Starting the final fit from the mean of the chosen penalty's fold fits, with 4
 steps instead of 10 from the trained readout, saved nothing measurable (234.5 s) and was not kept.
+Each on one core, the two side by side (as make demo's members run): 417 s chained, 360 s
+together.
 
 ``relax_scale`` (off by default; on in ``experiments/train/demo.toml``) then keeps each neuron's
 fitted direction ``w`` and refits, without the penalty, only the scale and bias of its drive,
@@ -137,8 +140,8 @@ Cost: one core pass over the training trials (with several blocks of neurons, ``
 of design each, frames x (features x components + 1) floats per neuron, the blocks wait on disk
 under ``scratch_dir`` until their turn), folds + iterations
 (P x P) products per neuron and 2 x penalties x cv_iterations passes over the design (each
-serving every fold; with ``cv_together``, 2 x cv_iterations + 1 passes serving every penalty and fold). On one scan of the demo twin (200 neurons, 10,800 frames, 193 columns;
-alone on the 2 cores) the refit took 111 s, ~33 s of them building the design; fitting the folds
+serving every fold; with ``cv_together``, 2 x cv_iterations + 1 passes serving every penalty
+and fold). On one scan of the demo twin (200 neurons, 10,800 frames, 193 columns; alone on the 2 cores) the refit took 111 s, ~33 s of them building the design; fitting the folds
 one after another with a fresh solve per step, as before 2026-12-06, took 143 s (the same
 penalties for 199 of 200 neurons, the other a near tie in held-out loss).
 """
@@ -364,9 +367,14 @@ def _standardise():
 
 
 def _block_size(data, burn_in: int, p: int, cfg: RefitConfig) -> int:
-    """Neurons per block: as many as fit ``max_block_mb`` of design (p columns + the bias)."""
+    """Neurons per block: as many as fit ``max_block_mb`` of design (p columns + the bias), and with
+    ``cv_together`` of its penalties x folds (P x P) curvatures too (three copies: the tiled
+    curvature, its LU factors and the penalised matrix; 11 MB per neuron at the demo's 193
+    columns, which a short recording with many neurons per block would otherwise multiply)."""
     n_trials, n_t, n_units = data.response.shape
     per_unit = n_trials * (n_t - burn_in) * (p + 1) * 4
+    if cfg.cv_together:
+        per_unit += 3 * len(cfg.penalties) * cfg.folds * (p + 1) ** 2 * 4
     return max(1, min(n_units, int(cfg.max_block_mb * 2 ** 20 // per_unit)))
 
 
