@@ -36,7 +36,7 @@ numbers. The training L1 on the features is not part of it.
 ``cv_together`` (off by default; on in ``experiments/train/demo.toml``) fits every penalty's folds
 side by side instead of chaining the penalties: penalties x folds fits, each from the trained
 readout, so each pass over the design serves all of them (2 x cv_iterations + 1 passes instead of
-penalties x (2 x cv_iterations + 1)), and each penalty's held-out loss is read from its fits'
+penalties x (2 x cv_iterations + 2), the held-out losses included), and each penalty's held-out loss is read from its fits'
 linear predictors, which already cover the held-out frames, instead of another pass. A pass now
 carries penalties x folds columns instead of folds, but on a CPU it costs little more: the
 design is read from memory either way. Measured on one scan of a 300-step demo twin (200
