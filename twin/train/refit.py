@@ -35,16 +35,17 @@ numbers. The training L1 on the features is not part of it.
 
 ``cv_together`` (off by default; on in ``experiments/train/demo.toml``) fits every penalty's folds
 side by side instead of chaining the penalties: penalties x folds fits, each from the trained
-readout, so each pass over the design serves all of them (2 x cv_iterations + 1 passes instead of
-penalties x (2 x cv_iterations + 2), the held-out losses included), and each penalty's held-out loss is read from its fits'
-linear predictors, which already cover the held-out frames, instead of another pass. A pass now
-carries penalties x folds columns instead of folds, but on a CPU it costs little more: the
-design is read from memory either way. Measured on one scan of a 300-step demo twin (200
-neurons, 960 training trials, 43,200 frames, 193 columns; alone on the 2 cores, 2026-12-07): the
-scan's whole refit, design included (about 130 s of it), 308 s chained, 226 s together (4 steps
+readout, so each pass over the design serves all of them: 2 x cv_iterations + 1 passes instead of
+penalties x (2 x cv_iterations + 1). In both schedules each penalty's held-out loss is read from
+its fits' linear predictors, which already cover the held-out frames (before 2026-12-07 the chained
+grid spent another pass per penalty on it). Each pass carries penalties x folds columns instead of
+folds; what that costs per pass was not timed on its own, only the whole refit. Measured on one
+scan of a 300-step demo twin (200 neurons, 960 training trials, 43,200 frames, 193 columns; alone
+on the 2 cores, 2026-12-07): the scan's whole refit, design included (about 130 s of it), 308 s
+chained (with the held-out passes it had then), 226 s together (4 steps
 each; 240 s with the blocks of 11 neurons instead of 15 that leave room for the 25 curvatures,
-the same fits), with the same penalty for 199 of 200 neurons, mean held-out loss at the chosen penalty
-0.912406 vs 0.912405, validation correlation 0.20356 vs 0.20354; 6 steps together took 263 s
+the same fits), with the same penalty for 199 of 200 neurons, mean held-out loss at the chosen
+penalty 0.912406 vs 0.912405, validation correlation 0.20356 vs 0.20354; 6 steps together took 263 s
 (0.20349). Starting the final fit from the mean of the chosen penalty's fold fits, with 4
 steps instead of 10 from the trained readout, saved nothing measurable (234.5 s) and was not kept.
 Each on one core, the two side by side (as make demo's members run): 417 s chained, 360 s
@@ -141,7 +142,8 @@ of design each, frames x (features x components + 1) floats per neuron, the bloc
 under ``scratch_dir`` until their turn), folds + iterations
 (P x P) products per neuron and 2 x penalties x cv_iterations passes over the design (each
 serving every fold; with ``cv_together``, 2 x cv_iterations + 1 passes serving every penalty
-and fold). On one scan of the demo twin (200 neurons, 10,800 frames, 193 columns; alone on the 2 cores) the refit took 111 s, ~33 s of them building the design; fitting the folds
+and fold). On one scan of the demo twin (200 neurons, 10,800 frames, 193 columns; alone on the 2
+cores) the refit took 111 s, ~33 s of them building the design; fitting the folds
 one after another with a fresh solve per step, as before 2026-12-06, took 143 s (the same
 penalties for 199 of 200 neurons, the other a near tie in held-out loss).
 """
@@ -496,26 +498,23 @@ def refit_scan(model, rid: str, data, burn_in: int, cfg: RefitConfig, progress=N
         # at the trained readout, kept for every penalty (and, unless exact_final, the final fit)
         hess, hess_all = fold_curvature(x, y, gain, q, valid, th0, [np.flatnonzero(valid & (fold == k)) for k in folds])
         cv = np.zeros((nb, len(lams)))
-        if cfg.cv_together:    # every (penalty, fold) fit side by side from the trained readout
-            nl, nk = len(lams), len(folds)
-            lam_all = jnp.asarray(np.broadcast_to(np.repeat(lams, nk), (nb, nl * nk)), jnp.float32)
-            th, z = fit(x, y, gain, q, jnp.tile(fit_m, (1, nl)), jnp.tile(th, (1, nl, 1)), lam_all,
-                        cfg.cv_iterations, jnp.tile(hess, (1, nl, 1, 1)), with_z=True)
-            zero, held_all = jnp.zeros((nb, nl * nk), jnp.float32), jnp.tile(held_m, (1, nl))
+        nk = len(folds)
+        # penalties fitted in groups: all at once from the trained readout (cv_together), or one at
+        # a time in ascending order, each warm-started from the last one's fit (chained)
+        for cols in [np.arange(len(lams))] if cfg.cv_together else np.arange(len(lams))[:, None]:
+            nl = len(cols)
+            lam_g = jnp.asarray(np.broadcast_to(np.repeat(lams[cols], nk), (nb, nl * nk)), jnp.float32)
+            fit_g, held_g = jnp.tile(fit_m, (1, nl)), jnp.tile(held_m, (1, nl))
+            th, z = fit(x, y, gain, q, fit_g, jnp.tile(th, (1, nl, 1)), lam_g, cfg.cv_iterations,
+                        jnp.tile(hess, (1, nl, 1, 1)), with_z=True)
+            zero = jnp.zeros((nb, nl * nk), jnp.float32)
             if cfg.relax_scale and cfg.relax_in_cv:
-                held = objective(x, y, gain, q, held_all, relax(x, y, gain, q, jnp.tile(fit_m, (1, nl)), th)[0], zero)
+                held = objective(x, y, gain, q, held_g, relax(x, y, gain, q, fit_g, th)[0], zero)
             else:   # the held-out frames' loss from the fits' own predictors: no pass over x
-                held = loss_of_z(z, y, gain, q, held_all, th, zero)
-            cv[:] = np.asarray(held).reshape(nb, nl, nk) @ n_held / max(n_held.sum(), 1.0)
+                held = loss_of_z(z, y, gain, q, held_g, th, zero)
+            cv[:, cols] = np.asarray(held).reshape(nb, nl, nk) @ n_held / max(n_held.sum(), 1.0)
             if progress is not None:
                 progress.update(nl)
-        for li, lam in enumerate([] if cfg.cv_together else lams):   # ascending, each warm-started from the last
-            th = fit(x, y, gain, q, fit_m, th, jnp.full((nb, len(folds)), lam, jnp.float32), cfg.cv_iterations, hess)
-            th_cv = relax(x, y, gain, q, fit_m, th)[0] if cfg.relax_scale and cfg.relax_in_cv else th
-            held = np.asarray(objective(x, y, gain, q, held_m, th_cv, jnp.zeros((nb, len(folds)), jnp.float32)))
-            cv[:, li] = held @ n_held / max(n_held.sum(), 1.0)
-            if progress is not None:
-                progress.update(1)
         choice = np.argmin(cv, axis=1)
         lam = jnp.asarray(lams[choice], jnp.float32)[:, None]
         all_m = jnp.asarray(valid[:, None], jnp.float32)
