@@ -269,6 +269,12 @@ def test_folds_fitted_side_by_side_match_each_fold_fitted_alone():
         np.testing.assert_allclose(both[:, k], alone[:, 0], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(held[:, k], objective(x, y, g, q, 1.0 - mk, alone, lam[:, :1] * 0)[:, 0], rtol=1e-6)
     assert float(jnp.abs(both[:, 0] - both[:, 1]).max()) > 1e-3      # the folds really differ
+    # the linear predictors fit returns (updated step by step, not recomputed) are those of its
+    # parameters, so the held-out loss read from them is the one a fresh pass gives
+    th_z, z = fit(x, y, g, q, masks, start, lam, 2, hess, with_z=True)
+    np.testing.assert_allclose(th_z, both, rtol=1e-6)
+    np.testing.assert_allclose(z, jnp.einsum("nfp,nkp->nfk", x, both), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(_glm_functions()[-1](z, y, g, q, 1.0 - masks, both, lam * 0), held, rtol=1e-5)
     scaled, a = relax(x, y, g, q, masks, both)
     assert scaled.shape == both.shape and a.shape == (n, 3)
 
