@@ -322,3 +322,18 @@ def test_skip_features_put_the_conv_layers_features_before_the_grus():
         np.testing.assert_allclose(np.asarray(b[..., 3 * i:3 * i + 3]), np.asarray(avg_pool(y, 2)),
                                    rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(b[..., 3:6]), np.asarray(avg_pool(y, 2)), rtol=1e-5, atol=1e-6)
+
+
+def test_projection_maps_the_features_linearly_to_fewer_channels():
+    frames = jnp.asarray(np.random.default_rng(7).normal(size=(2, 4, 8, 10)), jnp.float32)
+    kw = dict(channels=3, layers=2, kernel=(3,), temporal_kernel=2, gru_channels=4, skip_features=True)
+    plain = Core(CoreConfig(**kw), rng=np.random.default_rng(0))
+    proj = Core(CoreConfig(**kw, projection=5), rng=np.random.default_rng(0))
+    assert plain.out_channels == 10 and proj.out_channels == 5 and proj.projection.shape == (10, 5)
+    # the same weights before the projection (it is drawn last), and the map is linear per location
+    a, b = np.asarray(plain(frames)), np.asarray(proj(frames))
+    assert b.shape == a.shape[:-1] + (5,)
+    np.testing.assert_allclose(b, a @ np.asarray(proj.projection[...]), rtol=1e-5, atol=1e-6)
+    assert not hasattr(plain, "projection") or plain.projection is None
+    with pytest.raises(ValueError, match="model.core.projection"):
+        Core(CoreConfig(**kw, projection=-1), rng=np.random.default_rng(0))

@@ -48,6 +48,11 @@ class CoreConfig:
     # (Heeger 1992; Burg et al. 2021); "none": no normalisation stage
     normalization: Literal["none", "divisive"] = "none"
     norm_pool_px: float = 2.0
+    # 0: the readouts see the core's features as they are; n > 0: a learned linear map, shared by
+    # every scan and part of the core (frozen with it), takes each location's features to n
+    # channels first. The readouts' per-neuron projection of the feature map, the step's largest
+    # cost after the core's convolutions, and the refit's design then shrink by features / n
+    projection: int = 0
     # how the convolution layers' spatial convolutions run (stride 1; the same numbers to ~1e-6):
     # "xla", XLA's convolution; "fft", rfft2 of the frames and the flipped kernel, products summed
     # over input channels per frequency, irfft2, in the layers with at least core.FFT_MIN_CHANNELS

@@ -387,6 +387,8 @@ class Core(nnx.Module):
     def __init__(self, cfg: CoreConfig, *, rng: np.random.Generator):
         if (problem := cfg.kernel_problem()) is not None:
             raise ValueError(f"model.core.{problem[0]}: expected {problem[1]}, got {problem[2]}")
+        if cfg.projection < 0:
+            raise ValueError(f"model.core.projection: expected 0 (none) or a number of channels, got {cfg.projection}")
         ks = layer_kernels(cfg)
         chans = [1] + [cfg.channels] * cfg.layers
         strided = cfg.input_downsample_mode == "stride" and cfg.input_downsample > 1
@@ -397,7 +399,10 @@ class Core(nnx.Module):
         self.gru = ConvGRU(chans[-1], cfg.gru_channels, cfg.gru_kernel, rng=rng,
                            reset_after=cfg.gru_reset_after, k_hidden=cfg.gru_hidden_kernel)
         self.skip = bool(cfg.skip_features)
-        self.out_channels = cfg.gru_channels + (cfg.layers * cfg.channels if self.skip else 0)
+        features = cfg.gru_channels + (cfg.layers * cfg.channels if self.skip else 0)
+        # drawn after every other weight, so a config without it starts from the same weights
+        self.projection = init_param(rng, (features, cfg.projection), features) if cfg.projection > 0 else None
+        self.out_channels = cfg.projection if cfg.projection > 0 else features
         self.downsample = cfg.downsample
         self.input_downsample = 1 if strided else cfg.input_downsample
         self.norm = DivisiveNorm(cfg.channels, cfg.norm_pool_px) if cfg.normalization == "divisive" else None
@@ -418,7 +423,8 @@ class Core(nnx.Module):
             y = avg_pool(y, self.downsample)
             skips = [avg_pool(v, self.downsample) for v in skips]
         out = self.gru(y)
-        return jnp.concatenate(skips + [out], axis=-1) if skips else out
+        out = jnp.concatenate(skips + [out], axis=-1) if skips else out
+        return out if self.projection is None else out @ self.projection[...]
 
     def laplace_penalty(self) -> jax.Array:
         """Sum of squared 3x3 Laplacians of the first layer's spatial filters over the sum of
