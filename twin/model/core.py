@@ -382,7 +382,8 @@ class DivisiveNorm(nnx.Module):
 
 class Core(nnx.Module):
     """Shared core: (B, T, H, W) normalised frames -> features (B, T, H', W', out_channels):
-    the GRU's hidden states, after the convolution layers' outputs if ``skip_features``."""
+    the GRU's hidden states, after the convolution layers' outputs if ``skip_features``, mapped
+    linearly to ``projection`` channels if that is set."""
 
     def __init__(self, cfg: CoreConfig, *, rng: np.random.Generator):
         if (problem := cfg.kernel_problem()) is not None:
