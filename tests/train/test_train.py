@@ -179,6 +179,20 @@ def test_transfer_keeps_the_core_frozen_and_fits_new_readouts(rec_dir, base_run,
     assert lines[-1]["poisson"] < lines[0]["poisson"]
 
 
+def test_a_projected_core_saves_reloads_and_stays_frozen_in_transfer(rec_dir, tmp_path):
+    cfg = tiny_config(rec_dir, steps=2, eval_every=2)
+    cfg = replace(cfg, model=replace(cfg.model, core=replace(cfg.model.core, projection=2, skip_features=True)))
+    src = train(cfg, tmp_path / "projected", progress=False)
+    model, _ = load_twin_module(src)
+    assert model.core.projection.shape == (9, 2) and model.core.out_channels == 2   # 2 x 3 + 3 features -> 2
+    assert model.readouts["7-1-1"].features.shape[-1] == 2
+    out = train(replace(cfg, data=replace(cfg.data, include=["7-1-3"])), tmp_path / "transfer", from_run=src,
+                freeze=("core",), progress=False)
+    for a, b in zip(_leaves(src, "core"), _leaves(out, "core")):     # the projection among them
+        np.testing.assert_array_equal(a, b)
+    assert np.asarray(load_twin_module(out)[0].core.projection[...]).shape == (9, 2)
+
+
 def test_freeze_without_from_is_an_input_error(rec_dir, tmp_path):
     with pytest.raises(InputError, match="--from"):
         train(tiny_config(rec_dir), tmp_path / "x", freeze=("core",), progress=False)
