@@ -140,7 +140,7 @@ per-neuron temporal filter) did not lower the cross-validated loss (100 neurons 
 Cost: one core pass over the training trials (with several blocks of neurons, ``max_block_mb``
 of design each, frames x (features x components + 1) floats per neuron, the blocks wait on disk
 under ``scratch_dir`` until their turn), folds + iterations
-(P x P) products per neuron and 2 x penalties x cv_iterations passes over the design (each
+(P x P) products per neuron and penalties x (2 x cv_iterations + 1) passes over the design (each
 serving every fold; with ``cv_together``, 2 x cv_iterations + 1 passes serving every penalty
 and fold). On one scan of the demo twin (200 neurons, 10,800 frames, 193 columns; alone on the 2
 cores) the refit took 111 s, ~33 s of them building the design; fitting the folds
