@@ -272,6 +272,52 @@ def test_the_trainers_loss_uses_each_scans_variance_floors():
     assert abs(loss(one) - loss(None)) > 1e-3
 
 
+def test_the_readouts_skip_the_burn_in_frames_and_the_loss_stays_the_same(monkeypatch):
+    """The Trainer reads out only the scored frames (after the burn-in), with behaviour-driven
+    shifter and modulator, and its loss and gradients equal the loss of the whole clips' readout
+    with the burn-in frames masked out."""
+    from twin.model.config import CoreConfig, ModelConfig, ModulatorConfig, ReadoutConfig, ShifterConfig
+    from twin.model.twin_model import ScanSpec, TwinModel
+    from twin.train.config import OptimConfig, TrainConfig
+    from twin.train.loop import Trainer, _poisson
+
+    cfg = TrainConfig(model=ModelConfig(core=CoreConfig(channels=3, layers=1, kernel=(3,), temporal_kernel=2,
+                                                        gru_channels=3),
+                                        readout=ReadoutConfig(pooling=2, components=2),
+                                        shifter=ShifterConfig(enabled=True), modulator=ModulatorConfig(enabled=True)),
+                      train=OptimConfig(batch_size=2, burn_in=2))
+    rng = np.random.default_rng(0)
+    batches = {"a-1-1": random_batch(rng, 2, 5, 3), "a-1-2": random_batch(rng, 2, 5, 2)}
+    batches["a-1-2"]["mask"][1, 4] = 0.0                      # a frame past the clip's end
+    rids = ["a-1-1", "a-1-2"]
+    model = TwinModel(cfg.model, [ScanSpec("a-1-1", 3), ScanSpec("a-1-2", 2)], seed=0)
+    trainer = Trainer(cfg, model, rids)
+
+    frames = []
+    readout = TwinModel.readout
+    monkeypatch.setattr(TwinModel, "readout", lambda self, f, *a, **k: frames.append(f.shape[1]) or readout(self, f, *a, **k))
+    loss, grads = trainer.loss_and_grads(batches, step=3)
+    assert frames == [3, 3]                                   # 5 frames less the 2 burn-in ones, per scan
+    monkeypatch.setattr(TwinModel, "readout", readout)
+
+    def whole(params):
+        m = trainer.model_of(params)
+        feats = m.features(jnp.concatenate([jnp.asarray(batches[r]["stimulus"]) for r in rids], 0))
+        total = 0.0
+        for i, r in enumerate(rids):
+            b = batches[r]
+            beh = {k: jnp.asarray(b[k]) for k in ("running", "pupil", "eye_position")}
+            rate = m.readout(feats[2 * i:2 * i + 2], r, beh, jax.random.fold_in(trainer.step_key(3), i))
+            total = total + _poisson(rate, jnp.asarray(b["response"]), jnp.asarray(b["mask"]), cfg.train.poisson_eps, 2)
+        mc = cfg.model
+        return total + m.regulariser(mc.readout.feature_l1, mc.core.laplace_weight, mc.readout.mask_l1)
+
+    want, want_grads = jax.value_and_grad(whole)(trainer.params)
+    assert float(loss) == pytest.approx(float(want), rel=1e-6)
+    for got, exp in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(want_grads)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(exp), rtol=1e-4, atol=1e-7)
+
+
 def test_rate_weights_and_variance_floors_reach_the_trainer_per_scan(rec_dir, tmp_path, monkeypatch):
     """train.neuron_weighting = "mean_rate" and train.variance_floor, together in one run: the
     trainer gets each scan's 1 / mean-rate weights and its floors (the factor x each unit's mean
