@@ -220,11 +220,11 @@ def test_mean_rate_weighting_divides_each_neurons_loss_by_its_rate():
     rng = np.random.default_rng(0)
     rate = jnp.asarray(rng.uniform(0.1, 2.0, (2, 6, 4)), jnp.float32)
     y = jnp.asarray(rng.poisson(1.0, (2, 6, 4)), jnp.float32)
-    mask = jnp.ones((2, 6), jnp.float32)
-    nll = np.asarray(rate - y * jnp.log(rate))[:, 2:]             # burn-in 2 frames
-    got = float(_poisson(rate, y, mask, 0.0, 2, jnp.asarray(w)))
+    mask = jnp.ones((2, 6), jnp.float32).at[:, :2].set(0.0)       # the first 2 frames not scored
+    nll = np.asarray(rate - y * jnp.log(rate))[:, 2:]
+    got = float(_poisson(rate, y, mask, 0.0, jnp.asarray(w)))
     assert got == pytest.approx(float((nll * w).sum() / (2 * 4 * 4)), rel=1e-5)
-    assert float(_poisson(rate, y, mask, 0.0, 2)) == pytest.approx(float(nll.sum() / (2 * 4 * 4)), rel=1e-5)
+    assert float(_poisson(rate, y, mask, 0.0)) == pytest.approx(float(nll.sum() / (2 * 4 * 4)), rel=1e-5)
 
 
 def test_variance_floor_gives_the_quasi_poisson_loss_and_its_score():
@@ -236,15 +236,15 @@ def test_variance_floor_gives_the_quasi_poisson_loss_and_its_score():
     rng = np.random.default_rng(1)
     rate = jnp.asarray(rng.uniform(0.05, 2.0, (2, 6, 3)), jnp.float32)
     y = jnp.asarray(rng.poisson(1.0, (2, 6, 3)), jnp.float32)
-    mask = jnp.ones((2, 6), jnp.float32)
+    mask = jnp.ones((2, 6), jnp.float32).at[:, :2].set(0.0)       # the first 2 frames not scored
     q = jnp.asarray([0.0, 0.5, 2.0], jnp.float32)
     want = np.asarray((rate + q) - (y + q) * jnp.log(rate + q))[:, 2:]
-    assert float(_poisson(rate, y, mask, 0.0, 2, None, q)) == pytest.approx(float(want.sum() / (2 * 4 * 3)), rel=1e-5)
-    grad = np.asarray(jax.grad(lambda r: _poisson(r, y, mask, 0.0, 2, None, q))(rate))[:, 2:] * (2 * 4 * 3)
+    assert float(_poisson(rate, y, mask, 0.0, None, q)) == pytest.approx(float(want.sum() / (2 * 4 * 3)), rel=1e-5)
+    grad = np.asarray(jax.grad(lambda r: _poisson(r, y, mask, 0.0, None, q))(rate))[:, 2:] * (2 * 4 * 3)
     np.testing.assert_allclose(grad, np.asarray((rate - y) / (rate + q))[:, 2:], rtol=1e-4, atol=1e-6)
     # q = 0 is the Poisson loss itself
-    np.testing.assert_allclose(float(_poisson(rate, y, mask, 0.0, 2, None, q * 0)),
-                               float(_poisson(rate, y, mask, 0.0, 2)), rtol=1e-6)
+    np.testing.assert_allclose(float(_poisson(rate, y, mask, 0.0, None, q * 0)),
+                               float(_poisson(rate, y, mask, 0.0)), rtol=1e-6)
 
 
 def test_the_trainers_loss_uses_each_scans_variance_floors():
@@ -313,7 +313,8 @@ def test_the_readouts_skip_the_burn_in_frames_and_the_loss_stays_the_same(monkey
             b = batches[r]
             beh = {k: jnp.asarray(b[k]) for k in ("running", "pupil", "eye_position")}
             rate = m.readout(feats[2 * i:2 * i + 2], r, beh, jax.random.fold_in(trainer.step_key(3), i))
-            total = total + _poisson(rate, jnp.asarray(b["response"]), jnp.asarray(b["mask"]), cfg.train.poisson_eps, 2)
+            scored = jnp.asarray(b["mask"]).at[:, :2].set(0.0)          # the burn-in masked instead
+            total = total + _poisson(rate, jnp.asarray(b["response"]), scored, cfg.train.poisson_eps)
         mc = cfg.model
         return total + m.regulariser(mc.readout.feature_l1, mc.core.laplace_weight, mc.readout.mask_l1)
 

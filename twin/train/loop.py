@@ -82,12 +82,13 @@ def lr_at(cfg: TrainConfig, step: int, lr_scale: float) -> float:
     return o.lr * lr_scale
 
 
-def _poisson(rate, y, mask, eps, burn_in, weights=None, floor=None):
-    """Mean Poisson loss per neuron and scored frame; with a per-neuron variance ``floor`` (N,)
-    the quasi-Poisson loss ``(rate + q) - (y + q) log(rate + q)`` (Var(y) ~ rate + q)."""
+def _poisson(rate, y, mask, eps, weights=None, floor=None):
+    """Mean Poisson loss per neuron over the frames where ``mask`` (B, T) is 1 (the caller leaves
+    the burn-in frames out); with a per-neuron variance ``floor`` (N,) the quasi-Poisson loss
+    ``(rate + q) - (y + q) log(rate + q)`` (Var(y) ~ rate + q)."""
     import jax.numpy as jnp
 
-    m = mask.at[:, :burn_in].set(0.0)[..., None]
+    m = mask[..., None]
     if floor is not None:
         rate, y = rate + floor, y + floor
     nll = (rate - y * jnp.log(rate + eps)) * m
@@ -167,10 +168,10 @@ class Trainer:
             feats = jax.lax.stop_gradient(feats)
         total, parts, start = 0.0, {}, 0
         # The burn-in frames are out of the loss, so the readouts skip them: the core still runs on
-        # them (its recurrence needs them), the readouts read only the scored frames. The same loss
-        # (to float rounding; the readout has no state across frames); at the demo's 30-frame clips
-        # and burn-in of 5 the readouts' forward+backward took 0.43 s instead of 0.50-0.52 s per
-        # step on one core (2026-12-07), 4-5% of the step.
+        # them (its recurrence needs them), the readouts read only the scored frames (the readout
+        # has no state across frames). At the demo's 30-frame clips and burn-in of 5 (2026-12-07)
+        # the readouts' forward+backward took 0.43 s instead of 0.50-0.52 s per step on one core,
+        # and a step side by side with another member 1.56 s instead of 1.66-1.68 s.
         c = min(o.burn_in, feats.shape[1])
         for i, r in enumerate(self.rids):
             b = batches[r]
@@ -178,7 +179,7 @@ class Trainer:
             beh = {k: b[k][:, c:] for k in ("running", "pupil", "eye_position")}
             rate = model.readout(feats[start:start + n, c:], r, beh, jax.random.fold_in(key, i))
             start += n
-            parts[r] = _poisson(rate, b["response"][:, c:], b["mask"][:, c:], o.poisson_eps, o.burn_in - c,
+            parts[r] = _poisson(rate, b["response"][:, c:], b["mask"][:, c:], o.poisson_eps,
                                 None if self.weights is None else self.weights[r],
                                 None if self.floors is None else self.floors[r])
             total = total + parts[r]
