@@ -1,0 +1,67 @@
+"""The demo twin's training step (loss and gradients, both scans) under config overrides.
+
+Builds the twin of a training config (default ``experiments/train/demo.toml``) on its own data,
+once per variant, and times ``Trainer._loss_grad`` on one fixed batch: the median of ``--steps``
+calls after two warm-up calls. Each variant is a ``;``-separated list of ``--set`` overrides; the
+empty string is the config as it is. Prints each variant's median and its ratio to the first.
+
+    .venv/bin/python benchmarks/step_variants.py "" "model.core.gru_kernel=1" \\
+        "model.readout.components=1" "model.core.gru_kernel=1;model.readout.components=1"
+
+To time a step as an ensemble member runs it (one core, one thread), pin the process:
+``taskset -c 0`` with ``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false
+intra_op_parallelism_threads=1"`` (and tcmalloc preloaded, as the ``twin`` command does). The
+config's data must exist (``make demo``'s simulation for demo.toml; paths relative to the working
+directory, as ``twin train`` reads them). The readout positions start where the model puts them
+without the energy start (the step's time does not depend on them). What a variant costs in
+accuracy needs a training run; this measures only time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from speed_common import median_seconds  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("variants", nargs="*", default=[""], help="';'-separated KEY=VALUE overrides per variant")
+    ap.add_argument("--config", default=str(ROOT / "experiments" / "train" / "demo.toml"))
+    ap.add_argument("--steps", type=int, default=8)
+    a = ap.parse_args()
+
+    import jax
+
+    from twin.config import load_config
+    from twin.model.twin_model import TwinModel
+    from twin.train.config import TrainConfig
+    from twin.train.data import load_scan, resolve_recordings, scan_spec
+    from twin.train.loop import Trainer
+
+    base = load_config(Path(a.config), TrainConfig)
+    paths = resolve_recordings(base.data.recordings, base.data.include)
+    metas, train = {}, {}
+    for p in paths:
+        meta, tiers = load_scan(p)
+        metas[meta.recording_id], train[meta.recording_id] = meta, tiers["train"]
+    rids = list(metas)
+    first = None
+    for variant in a.variants:
+        cfg = load_config(Path(a.config), TrainConfig, [s for s in variant.split(";") if s])
+        model = TwinModel(cfg.model, [scan_spec(metas[r], train[r], False) for r in rids], seed=cfg.seed)
+        trainer = Trainer(cfg, model, rids)
+        batch, key = trainer.shard_batch(trainer.draw(train, 0)), trainer.step_key(0)
+        sec = median_seconds(lambda: jax.block_until_ready(trainer._loss_grad(trainer.params, batch, key)),
+                             a.steps, warmup=2)
+        first = first or sec
+        print(f"{variant or '(config as is)'}: {sec:.3f} s per step ({sec / first:.2f}x the first)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
