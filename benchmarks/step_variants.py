@@ -41,8 +41,8 @@ def main() -> None:
     from twin.config import load_config
     from twin.model.twin_model import TwinModel
     from twin.train.config import TrainConfig
-    from twin.train.data import load_scan, resolve_recordings, scan_spec
-    from twin.train.loop import Trainer
+    from twin.train.data import load_scan, resolve_recordings, scan_spec, stimulus_stats
+    from twin.train.loop import Trainer, loss_weights_and_floors
 
     base = load_config(Path(a.config), TrainConfig)
     paths = resolve_recordings(base.data.recordings, base.data.include)
@@ -51,11 +51,14 @@ def main() -> None:
         meta, tiers = load_scan(p)
         metas[meta.recording_id], train[meta.recording_id] = meta, tiers["train"]
     rids = list(metas)
+    mean, std = stimulus_stats(list(train.values()))
     first = None
     for variant in a.variants:
         cfg = load_config(Path(a.config), TrainConfig, [s for s in variant.split(";") if s])
-        model = TwinModel(cfg.model, [scan_spec(metas[r], train[r], False) for r in rids], seed=cfg.seed)
-        trainer = Trainer(cfg, model, rids)
+        specs = [scan_spec(metas[r], train[r], False) for r in rids]
+        model = TwinModel(cfg.model, specs, stimulus_mean=mean, stimulus_std=std, seed=cfg.seed)
+        weights, floors = loss_weights_and_floors(cfg, specs)      # as twin train builds its Trainer
+        trainer = Trainer(cfg, model, rids, weights=weights, floors=floors)
         batch, key = trainer.shard_batch(trainer.draw(train, 0)), trainer.step_key(0)
         sec = median_seconds(lambda: jax.block_until_ready(trainer._loss_grad(trainer.params, batch, key)),
                              a.steps, warmup=2)

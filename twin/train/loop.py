@@ -82,6 +82,20 @@ def lr_at(cfg: TrainConfig, step: int, lr_scale: float) -> float:
     return o.lr * lr_scale
 
 
+def loss_weights_and_floors(cfg: TrainConfig, specs) -> tuple[dict | None, dict | None]:
+    """The Trainer's per-neuron loss weights (``train.neuron_weighting``) and quasi-Poisson variance
+    floors (``train.variance_floor``) per recording, from each scan spec's mean training response;
+    None where the config has them off."""
+    weights = None
+    if cfg.train.neuron_weighting == "mean_rate":
+        weights = {s.recording_id: neuron_weights(np.asarray(s.mean_response)) for s in specs}
+    floors = None
+    if cfg.train.variance_floor > 0:   # each unit's floor scales with its mean training response
+        floors = {s.recording_id: (cfg.train.variance_floor * np.asarray(s.mean_response)).astype(np.float32)
+                  for s in specs}
+    return weights, floors
+
+
 def _poisson(rate, y, mask, eps, weights=None, floor=None):
     """Mean Poisson loss per neuron over the frames where ``mask`` (B, T) is 1 (the caller leaves
     the burn-in frames out); with a per-neuron variance ``floor`` (N,) the quasi-Poisson loss
@@ -451,13 +465,7 @@ def _train_one(cfg: TrainConfig, out_dir: Path, from_run, freeze, force, progres
         mean, std = stimulus_stats(list(train_data.values()))
         model = TwinModel(model_cfg, specs, stimulus_mean=mean, stimulus_std=std, seed=cfg.seed)
 
-    weights = None
-    if cfg.train.neuron_weighting == "mean_rate":   # scan_spec holds each unit's mean training response
-        weights = {s.recording_id: neuron_weights(np.asarray(s.mean_response)) for s in specs}
-    floors = None
-    if cfg.train.variance_floor > 0:   # quasi-Poisson: each unit's floor scales with its mean training response
-        floors = {s.recording_id: (cfg.train.variance_floor * np.asarray(s.mean_response)).astype(np.float32)
-                  for s in specs}
+    weights, floors = loss_weights_and_floors(cfg, specs)
     trainer = Trainer(replace(cfg, model=model_cfg), model, rids, freeze, weights=weights, floors=floors)
     # loop state; restored from the last checkpoint when resuming
     state = {"step": 0, "best_score": -np.inf, "best_step": 0, "bad": 0, "plateau_bad": 0,
