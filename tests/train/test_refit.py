@@ -279,6 +279,45 @@ def test_folds_fitted_side_by_side_match_each_fold_fitted_alone():
     assert scaled.shape == both.shape and a.shape == (n, 3)
 
 
+def test_relax_stops_at_the_unpenalised_optimum_of_scale_and_bias(monkeypatch):
+    """``relax`` stops once no neuron's (scale, bias) moves; what it returns is still the optimum
+    of the (quasi-)Poisson loss over the two, found here by SciPy in float64, and one step alone
+    would not reach it."""
+    from scipy.optimize import minimize
+
+    import twin.train.refit as refit
+
+    rng = np.random.default_rng(11)
+    n, f, p = 3, 500, 4
+    x = rng.normal(size=(n, f, p)).astype(np.float32)
+    x[..., -1] = 1.0
+    w = rng.normal(size=(n, p - 1)) * 0.4
+    y = rng.poisson(np.exp(np.einsum("nfp,np->nf", x[..., :-1], w) - 0.2)).astype(np.float32)
+    g = rng.uniform(0.7, 1.3, (n, f)).astype(np.float32)
+    q = jnp.asarray([0.0, 0.5, 2.0], jnp.float32)
+    m = jnp.ones((f, 1), jnp.float32)
+    th = jnp.asarray(np.concatenate([w * 0.3, np.zeros((n, 1))], 1)[:, None], jnp.float32)   # shrunk 3x
+
+    def optimum(i):
+        s = x[i, :, :-1].astype(float) @ np.asarray(th[i, 0, :-1], float)
+
+        def f_of(ab):
+            z = ab[0] * s + ab[1]
+            rate = (np.where(z > 0, z, np.expm1(np.minimum(z, 0))) + 1.0) * g[i] + float(q[i])
+            return np.mean(rate - (y[i] + float(q[i])) * np.log(rate + 1e-8))
+        return minimize(f_of, [1.0, 0.0], method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-12}).x
+
+    want = np.stack([optimum(i) for i in range(n)])
+    _, _, _, relax, *_ = refit._glm_functions()
+    scaled, a = relax(x, y, g, q, m, th)
+    np.testing.assert_allclose(a[:, 0], want[:, 0], rtol=2e-3)
+    np.testing.assert_allclose(scaled[:, 0, -1], want[:, 1], atol=2e-3)
+    assert (np.asarray(a[:, 0]) > 2.0).all()                        # the shrinkage undone
+    monkeypatch.setattr(refit, "RELAX_STEPS", 1)
+    _, one_step = refit._glm_functions()[3](x, y, g, q, m, th)
+    assert np.abs(np.asarray(one_step[:, 0]) - want[:, 0]).max() > 1e-2
+
+
 def test_quasi_poisson_fit_reaches_a_stationary_point_of_its_own_loss():
     """With a variance floor q the Fisher-scoring steps (hand-written gradient and weights) must
     solve the quasi-Poisson objective itself: its autodiff gradient vanishes at the fit, and the

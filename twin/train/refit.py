@@ -199,6 +199,9 @@ class RefitConfig:
         return None
 
 
+RELAX_STEPS = 20   # the most Newton steps of ``relax_scale``'s two-parameter fits
+
+
 def _glm_functions():
     """The GLM's jitted pieces. Every fit runs K fits per neuron at once, one per fold (K = 1 for
     the final fit): parameters th (N, K, P) with the bias last, linear predictors z (N, F, K),
@@ -317,17 +320,23 @@ def _glm_functions():
         def f_of(c):
             return loss(drive(c[0]), y, g, q, m, th, 0.0)
 
-        def body(_, carry):
-            p, f = carry
+        def body(carry):
+            i, p, f, _ = carry
             dz, w = _weights(drive(p), y, g, q, m)
             grad = jnp.stack([jnp.sum(dz * s, 1), jnp.sum(dz, 1)], -1)
             sw, sws = jnp.sum(w, 1), jnp.sum(w * s, 1)
             hess = jnp.stack([jnp.stack([jnp.sum(w * s * s, 1), sws], -1), jnp.stack([sws, sw], -1)], -2)
             d = jnp.linalg.solve(hess + 1e-6 * jnp.eye(2, dtype=s.dtype), grad[..., None])[..., 0]
-            (p,), f = backtrack((p,), (d,), f, f_of)
-            return p, f
+            (new,), f = backtrack((p,), (d,), f, f_of)
+            return i + 1, new, f, jnp.any(new != p)
 
-        p, _ = jax.lax.fori_loop(0, 20, body, (p, f_of((p,))))
+        # Up to RELAX_STEPS Newton steps, stopping at the first that moves no neuron's (a, b): the
+        # next would start from the same (a, b) and loss and so move none either, so stopping
+        # there gives the same numbers as running all of them. On the demo twin every neuron has
+        # stopped moving after 3 or 4 steps, and the 20 steps took 1.85 s of each block's ~7.5 s
+        # (one core, 2026-12-07).
+        _, p, _, _ = jax.lax.while_loop(lambda c: (c[0] < RELAX_STEPS) & c[3], body,
+                                        (0, p, f_of((p,)), jnp.asarray(True)))
         return jnp.concatenate([th[..., :-1] * p[..., :1], p[..., 1:]], -1), p[..., 0]
 
     objective, curvature, step, factor = jax.jit(objective), jax.jit(curvature), jax.jit(step), jax.jit(factor)
