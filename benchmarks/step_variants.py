@@ -41,21 +41,18 @@ def main() -> None:
     from twin.config import load_config
     from twin.model.twin_model import TwinModel
     from twin.train.config import TrainConfig
-    from twin.train.data import load_scan, resolve_recordings, scan_spec, stimulus_stats
+    from twin.train.data import load_training_scans, resolve_recordings, scan_spec, stimulus_stats
     from twin.train.loop import Trainer, loss_weights_and_floors
 
     base = load_config(Path(a.config), TrainConfig)
-    paths = resolve_recordings(base.data.recordings, base.data.include)
-    metas, train = {}, {}
-    for p in paths:
-        meta, tiers = load_scan(p)
-        metas[meta.recording_id], train[meta.recording_id] = meta, tiers["train"]
+    metas, train, _ = load_training_scans(resolve_recordings(base.data.recordings, base.data.include),
+                                          base.data.recordings[0])
     rids = list(metas)
     mean, std = stimulus_stats(list(train.values()))
     first = None
     for variant in a.variants:
         cfg = load_config(Path(a.config), TrainConfig, [s for s in variant.split(";") if s])
-        specs = [scan_spec(metas[r], train[r], False) for r in rids]
+        specs = [scan_spec(metas[r], train[r], cfg.model.readout.grid_predictor) for r in rids]
         model = TwinModel(cfg.model, specs, stimulus_mean=mean, stimulus_std=std, seed=cfg.seed)
         weights, floors = loss_weights_and_floors(cfg, specs)      # as twin train builds its Trainer
         trainer = Trainer(cfg, model, rids, weights=weights, floors=floors)

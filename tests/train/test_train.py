@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from tests.train.conftest import random_batch, tiny_config
+from tests.train.conftest import random_batch, tiny_config, tiny_recording
 from twin.errors import InputError
 from twin.model import load_model
 from twin.model.load import load_twin_module
@@ -431,3 +432,17 @@ def test_core_shares_split_the_cores_contiguously():
     assert core_shares(3, [5]) == [[5], [5], [5]]
     assert member_processes(3, 2, False) == 2 and member_processes(2, 1, False) == 1
     assert member_processes(0, 4, True) == 1
+
+
+def test_load_training_scans_keys_scans_in_order_and_refuses_mixed_image_shapes(rec_dir, tmp_path):
+    from twin.train.data import load_training_scans
+
+    paths = sorted(rec_dir.glob("7-1-*.h5"))
+    metas, train, val = load_training_scans(paths, str(rec_dir))
+    assert list(metas) == list(train) == list(val) == [m.recording_id for m in metas.values()]
+    assert [p.stem for p in paths] == list(metas)
+    assert all(t.response.shape[0] == 6 for t in train.values()) and all(v.response.shape[0] == 2 for v in val.values())
+    other = tiny_recording(tmp_path, 4, hw=(6, 10))
+    with pytest.raises(InputError, match="data.recordings.*one image shape") as err:
+        load_training_scans([paths[0], Path(other)], "my_recordings/*.h5")
+    assert "my_recordings/*.h5" in str(err.value) and "(6, 10)" in str(err.value)

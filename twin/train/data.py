@@ -105,6 +105,27 @@ def load_scan(path: Path) -> tuple[ScanMeta, dict[str, ScanData]]:
     return meta, out
 
 
+def load_training_scans(paths: list[Path], source) -> tuple[dict, dict, dict]:
+    """The scans a training run reads: ``(metas, train, validation)``, each keyed by recording id
+    in ``paths``' order (validation only for the scans that have such trials). Every scan needs
+    'train' trials, and all must share one image shape and frame rate; ``source`` (the config's
+    first recording pattern) is named in the error when they do not."""
+    metas, train, val = {}, {}, {}
+    for p in paths:
+        meta, tiers = load_scan(p)
+        if "train" not in tiers:
+            raise InputError(p, "tier", "some 'train' trials", "none")
+        metas[meta.recording_id], train[meta.recording_id] = meta, tiers["train"]
+        if "validation" in tiers:
+            val[meta.recording_id] = tiers["validation"]
+    shapes = {m.image_shape for m in metas.values()}
+    rates = {m.frame_rate for m in metas.values()}
+    if len(shapes) > 1 or len(rates) > 1:
+        raise InputError(source, "data.recordings", "scans sharing one image shape and frame rate",
+                         f"shapes {sorted(shapes)}, rates {sorted(rates)}")
+    return metas, train, val
+
+
 def scan_spec(meta: ScanMeta, train: ScanData, with_coords: bool) -> ScanSpec:
     """Behaviour and response statistics of the training trials, for building a readout."""
     valid = np.arange(train.response.shape[1])[None, :] < train.n_frames[:, None]

@@ -53,7 +53,7 @@ from twin.errors import InputError
 from twin.io import write_text_atomic
 from twin.train import run_dir as rd
 from twin.train.config import TrainConfig
-from twin.train.data import (ScanData, load_scan, resolve_recordings, sample_batch, scan_spec,
+from twin.train.data import (ScanData, load_training_scans, resolve_recordings, sample_batch, scan_spec,
                              step_rng, stimulus_stats)
 from twin.train.members import member_processes, train_in_processes
 
@@ -417,20 +417,9 @@ def _train_one(cfg: TrainConfig, out_dir: Path, from_run, freeze, force, progres
     _prepare_dir(cfg, out_dir, force, extra)
     lead = jax.process_index() == 0
 
-    metas, train_data, val_data = {}, {}, {}
-    for p in paths:
-        meta, tiers = load_scan(p)
-        if "train" not in tiers:
-            raise InputError(p, "tier", "some 'train' trials", "none")
-        metas[meta.recording_id], train_data[meta.recording_id] = meta, tiers["train"]
-        if "validation" in tiers:
-            val_data[meta.recording_id] = tiers["validation"]
+    metas, train_data, val_data = load_training_scans(paths, cfg.data.recordings[0])
     rids = list(metas)
-    shapes = {m.image_shape for m in metas.values()}
-    rates = {m.frame_rate for m in metas.values()}
-    if len(shapes) > 1 or len(rates) > 1:
-        raise InputError(cfg.data.recordings[0], "data.recordings", "scans sharing one image shape and frame rate",
-                         f"shapes {sorted(shapes)}, rates {sorted(rates)}")
+    image_shape = list(next(iter(metas.values())).image_shape)   # shared by every scan
     specs = [scan_spec(metas[r], train_data[r], cfg.model.readout.grid_predictor) for r in rids]
     # (with a grid predictor the positions come from cortical coordinates: nothing to start)
     if cfg.model.readout.position_init == "energy" and not cfg.model.readout.grid_predictor:
@@ -451,8 +440,8 @@ def _train_one(cfg: TrainConfig, out_dir: Path, from_run, freeze, force, progres
         from twin.model.load import load_twin_module
 
         src, src_info = load_twin_module(from_run)
-        if src_info["image_shape"] != list(next(iter(shapes))):
-            raise InputError(from_run, "image_shape", f"{list(next(iter(shapes)))} like the new data",
+        if src_info["image_shape"] != image_shape:
+            raise InputError(from_run, "image_shape", f"{image_shape} like the new data",
                              src_info["image_shape"])
         src_cfg = from_dict(type(cfg.model), src_info["model_config"])
         model_cfg = replace(cfg.model, core=src_cfg.core)
