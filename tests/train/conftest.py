@@ -10,7 +10,7 @@ from twin.model.config import CoreConfig, ModelConfig, ModulatorConfig, ReadoutC
 from twin.train.config import DataConfig, OptimConfig, TrainConfig
 
 
-def tiny_recording(path, scan_idx: int, n_units: int = 5, seed: int = 0, hw=(8, 10)):
+def tiny_recording(path, scan_idx: int, n_units: int = 5, seed: int = 0, hw=(8, 10), frame_rate: float = 10.0):
     rng = np.random.default_rng(seed + scan_idx)
     n_trial, n_time = 8, 10
     stim = rng.integers(0, 256, size=(n_trial, n_time, *hw)).astype(np.uint8)
@@ -27,7 +27,7 @@ def tiny_recording(path, scan_idx: int, n_units: int = 5, seed: int = 0, hw=(8, 
                "cortical_z": rng.random(n_units) * 100, "pt_root_id": np.arange(n_units) + 100},
         trials={"tier": tiers, "stimulus_type": ["natural_movie"] * n_trial,
                 "clip_id": [f"c{i}" for i in range(n_trial)], "repeat": np.zeros(n_trial, int)},
-        frame_rate=10.0, animal_id="7", session=1, scan_idx=scan_idx, pixel_size_deg=3.0)
+        frame_rate=frame_rate, animal_id="7", session=1, scan_idx=scan_idx, pixel_size_deg=3.0)
     return write_recording(ds, path / f"7-1-{scan_idx}.h5")
 
 

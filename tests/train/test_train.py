@@ -434,7 +434,7 @@ def test_core_shares_split_the_cores_contiguously():
     assert member_processes(0, 4, True) == 1
 
 
-def test_load_training_scans_keys_scans_in_order_and_refuses_mixed_image_shapes(rec_dir, tmp_path):
+def test_load_training_scans_keys_scans_in_order_and_refuses_mixed_shapes_or_rates(rec_dir, tmp_path):
     from twin.train.data import load_training_scans
 
     paths = sorted(rec_dir.glob("7-1-*.h5"))
@@ -446,3 +446,8 @@ def test_load_training_scans_keys_scans_in_order_and_refuses_mixed_image_shapes(
     with pytest.raises(InputError, match="data.recordings.*one image shape") as err:
         load_training_scans([paths[0], Path(other)], "my_recordings/*.h5")
     assert "my_recordings/*.h5" in str(err.value) and "(6, 10)" in str(err.value)
+    (tmp_path / "rate").mkdir()
+    slower = tiny_recording(tmp_path / "rate", 5, frame_rate=5.0)
+    with pytest.raises(InputError, match="one image shape and frame rate") as err:
+        load_training_scans([paths[0], Path(slower)], "my_recordings/*.h5")
+    assert "rates [5.0, 10.0]" in str(err.value)

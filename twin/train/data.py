@@ -107,14 +107,12 @@ def load_scan(path: Path) -> tuple[ScanMeta, dict[str, ScanData]]:
 
 def load_training_scans(paths: list[Path], source) -> tuple[dict, dict, dict]:
     """The scans a training run reads: ``(metas, train, validation)``, each keyed by recording id
-    in ``paths``' order (validation only for the scans that have such trials). Every scan needs
-    'train' trials, and all must share one image shape and frame rate; ``source`` (the config's
-    first recording pattern) is named in the error when they do not."""
+    in ``paths``' order (validation only for the scans that have such trials; every Recording has
+    'train' trials, which opening it checks). All must share one image shape and frame rate;
+    ``source`` (the config's first recording pattern) is named in the error when they do not."""
     metas, train, val = {}, {}, {}
     for p in paths:
         meta, tiers = load_scan(p)
-        if "train" not in tiers:
-            raise InputError(p, "tier", "some 'train' trials", "none")
         metas[meta.recording_id], train[meta.recording_id] = meta, tiers["train"]
         if "validation" in tiers:
             val[meta.recording_id] = tiers["validation"]
